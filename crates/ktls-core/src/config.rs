@@ -1,0 +1,300 @@
+//! Building rustls configurations from Node-style options, once per
+//! secure context, and verifying a server's chain after the handshake the
+//! way Node does (so `rejectUnauthorized: false` can still report why).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
+use rustls::{SignatureScheme, SupportedProtocolVersion};
+
+use crate::error::{Error, Result};
+
+/// Options common to both sides, named as in `node:tls`.
+#[derive(Debug, Clone, Default)]
+pub struct CommonOptions {
+    /// `ALPNProtocols`, in preference order.
+    pub alpn_protocols: Vec<Vec<u8>>,
+    /// `minVersion`: "TLSv1.2" or "TLSv1.3" (default TLSv1.2).
+    pub min_version: Option<String>,
+    /// `maxVersion` (default TLSv1.3).
+    pub max_version: Option<String>,
+    /// `ciphers`: colon-separated IANA suite names; empty keeps rustls's list.
+    pub ciphers: Option<String>,
+}
+
+/// Client-side options.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Shared options.
+    pub common: CommonOptions,
+    /// `ca`: PEM trust anchors; empty means the Mozilla root list (as Node).
+    pub ca: Vec<Vec<u8>>,
+}
+
+/// Server-side options.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Shared options.
+    pub common: CommonOptions,
+    /// `cert`: PEM chain, leaf first.
+    pub cert: Vec<u8>,
+    /// `key`: PEM private key.
+    pub key: Vec<u8>,
+}
+
+/// A ready client configuration plus the verifier used after the handshake.
+#[derive(Debug)]
+pub struct ClientContext {
+    pub(crate) config: Arc<ClientConfig>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+/// A ready server configuration.
+#[derive(Debug)]
+pub struct ServerContext {
+    pub(crate) config: Arc<ServerConfig>,
+}
+
+impl ClientContext {
+    /// Parses and validates the options; errors name the bad option.
+    pub fn new(options: &ClientOptions) -> Result<Self> {
+        let provider = Arc::new(provider(&options.common)?);
+        let verifier = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots(&options.ca)?),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("ca: {e}")))?;
+        let handshake_verifier = Arc::new(VerifyChainAfterHandshake {
+            provider: provider.clone(),
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions(&options.common)?)
+            .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(handshake_verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = options.common.alpn_protocols.clone();
+        config.enable_secret_extraction = true;
+        Ok(Self {
+            config: Arc::new(config),
+            verifier,
+        })
+    }
+
+    /// Verifies the peer's chain against the trust anchors. Returns Node's
+    /// `authorizationError` code, or `None` when the chain is trusted. The
+    /// host name is Node's `checkServerIdentity` business, not checked here.
+    pub fn chain_error(&self, chain: &[CertificateDer<'static>], host: &str) -> Option<String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Some("UNABLE_TO_GET_ISSUER_CERT".into());
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid literal"));
+        let verdict =
+            self.verifier
+                .verify_server_cert(leaf, intermediates, &name, &[], UnixTime::now());
+        match verdict {
+            Ok(_) => None,
+            Err(rustls::Error::InvalidCertificate(err)) => certificate_error_code(&err),
+            Err(_) => Some("CERT_REJECTED".into()),
+        }
+    }
+}
+
+fn certificate_error_code(err: &CertificateError) -> Option<String> {
+    let code = match err {
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            return None
+        }
+        CertificateError::UnknownIssuer => "UNKNOWN_ISSUER",
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "CERT_HAS_EXPIRED",
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "CERT_NOT_YET_VALID"
+        }
+        CertificateError::BadSignature => "CERT_SIGNATURE_FAILURE",
+        CertificateError::Revoked => "CERT_REVOKED",
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "INVALID_PURPOSE"
+        }
+        _ => "CERT_REJECTED",
+    };
+    Some(code.into())
+}
+
+impl ServerContext {
+    /// Parses the key and chain; errors name the bad option.
+    pub fn new(options: &ServerOptions) -> Result<Self> {
+        let provider = Arc::new(provider(&options.common)?);
+        let chain = certificates(&options.cert, "cert")?;
+        if chain.is_empty() {
+            return Err(Error::InvalidArgument("cert: no certificate in PEM".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&options.key)
+            .map_err(|e| Error::InvalidArgument(format!("key: {e}")))?;
+        let certified = CertifiedKey::from_der(chain, key, &provider)
+            .map_err(|e| Error::InvalidArgument(format!("key/cert: {e}")))?;
+        let resolver = Arc::new(RecordSni(Arc::new(certified)));
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions(&options.common)?)
+            .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+        config.alpn_protocols = options.common.alpn_protocols.clone();
+        config.enable_secret_extraction = true;
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
+    let mut provider = ring::default_provider();
+    let Some(list) = options.ciphers.as_deref().filter(|l| !l.is_empty()) else {
+        return Ok(provider);
+    };
+    let wanted: Vec<&str> = list.split(':').map(str::trim).collect();
+    provider.cipher_suites.retain(|suite| {
+        let name = suite.suite().as_str().unwrap_or_default();
+        wanted.iter().any(|w| w.eq_ignore_ascii_case(name))
+    });
+    if provider.cipher_suites.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "ciphers: no supported suite in {list:?}"
+        )));
+    }
+    Ok(provider)
+}
+
+fn versions(options: &CommonOptions) -> Result<Vec<&'static SupportedProtocolVersion>> {
+    let rank = |name: Option<&str>, default: u8| match name {
+        None => Ok(default),
+        Some("TLSv1.2") => Ok(2),
+        Some("TLSv1.3") => Ok(3),
+        Some(other) => Err(Error::InvalidArgument(format!(
+            "unsupported TLS version {other:?}"
+        ))),
+    };
+    let min = rank(options.min_version.as_deref(), 2)?;
+    let max = rank(options.max_version.as_deref(), 3)?;
+    let all = [(2, &rustls::version::TLS12), (3, &rustls::version::TLS13)];
+    let chosen: Vec<_> = all
+        .iter()
+        .filter(|(r, _)| (min..=max).contains(r))
+        .map(|(_, v)| *v)
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::InvalidArgument(
+            "minVersion is above maxVersion".into(),
+        ));
+    }
+    Ok(chosen)
+}
+
+fn certificates(pem: &[u8], option: &str) -> Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::InvalidArgument(format!("{option}: {e}")))
+}
+
+fn roots(ca: &[Vec<u8>]) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    if ca.is_empty() {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return Ok(store);
+    }
+    for pem in ca {
+        for cert in certificates(pem, "ca")? {
+            store
+                .add(cert)
+                .map_err(|e| Error::InvalidArgument(format!("ca: {e}")))?;
+        }
+    }
+    Ok(store)
+}
+
+/// During the handshake: checks the peer's signatures (so the key really is
+/// the certificate's), but defers chain trust to `ClientContext::chain_error`,
+/// as Node defers it to `rejectUnauthorized`. No application byte is sent
+/// before that verdict.
+#[derive(Debug)]
+struct VerifyChainAfterHandshake {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for VerifyChainAfterHandshake {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+thread_local! {
+    /// The SNI of the ClientHello being processed on this thread. rustls's
+    /// unbuffered server has no public accessor for it, and the resolver
+    /// runs synchronously inside `process_tls_records` on the caller's
+    /// thread, so the caller takes it right after that call returns.
+    static LAST_SNI: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Takes the SNI recorded by the last ClientHello processed on this thread.
+pub(crate) fn take_recorded_sni() -> Option<String> {
+    LAST_SNI.with(|slot| slot.borrow_mut().take())
+}
+
+struct RecordSni(Arc<CertifiedKey>);
+
+impl fmt::Debug for RecordSni {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecordSni")
+    }
+}
+
+impl ResolvesServerCert for RecordSni {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let sni = client_hello.server_name().map(str::to_owned);
+        LAST_SNI.with(|slot| *slot.borrow_mut() = sni);
+        Some(self.0.clone())
+    }
+}

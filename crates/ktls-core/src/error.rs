@@ -1,0 +1,160 @@
+//! The one error type of the crate. Every variant maps to a stable `code`
+//! string that the Node binding passes on unchanged.
+
+use std::fmt;
+use std::io;
+
+/// Why a connection or an operation failed.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum Error {
+    /// rustls rejected the handshake or a record (peer misbehaviour, bad
+    /// certificate, unsupported parameters).
+    Tls(rustls::Error),
+    /// The peer sent a fatal alert; the name is the alert's description.
+    AlertReceived(rustls::AlertDescription),
+    /// The kernel could not decrypt or authenticate a record (`EBADMSG`).
+    BadRecord,
+    /// The peer sent a record the kernel cannot hold (`EMSGSIZE`), or a
+    /// control record that does not parse.
+    BadControlRecord(&'static str),
+    /// The peer asked for a TLS 1.3 key update and this kernel cannot rekey
+    /// (Linux before 6.14).
+    KeyUpdateUnsupported,
+    /// Kernel TLS was required but this kernel (or this socket) cannot do it.
+    Unavailable(String),
+    /// The ULP was attached but a direction could not be offloaded, or the
+    /// read-back disagreed with what was set. The socket must not be used.
+    OffloadFailed(String),
+    /// The caller used the API wrongly (bad PEM, bad option, wrong state).
+    InvalidArgument(String),
+    /// The peer reset the connection.
+    ConnectionReset,
+    /// The connection ended in the middle of the handshake.
+    HandshakeEof,
+    /// Any other socket error.
+    Io(io::Error),
+}
+
+impl Error {
+    /// Stable code for JavaScript; follows Node's names where Node has one.
+    pub fn code(&self) -> String {
+        match self {
+            Self::Tls(err) => tls_code(err),
+            Self::AlertReceived(alert) => alert_code(*alert),
+            Self::BadRecord => "ERR_KTLS_BAD_RECORD".into(),
+            Self::BadControlRecord(_) => "ERR_KTLS_BAD_RECORD".into(),
+            Self::KeyUpdateUnsupported => "ERR_KTLS_KEY_UPDATE_UNSUPPORTED".into(),
+            Self::Unavailable(_) => "ERR_KTLS_UNAVAILABLE".into(),
+            Self::OffloadFailed(_) => "ERR_KTLS_OFFLOAD_FAILED".into(),
+            Self::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE".into(),
+            Self::ConnectionReset => "ECONNRESET".into(),
+            Self::HandshakeEof => "ECONNRESET".into(),
+            Self::Io(err) => io_code(err),
+        }
+    }
+}
+
+fn tls_code(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::AlertReceived(alert) => alert_code(*alert),
+        _ => "ERR_KTLS_HANDSHAKE".into(),
+    }
+}
+
+/// `ERR_TLS_ALERT_HANDSHAKE_FAILURE` style names, from rustls's alert names.
+fn alert_code(alert: rustls::AlertDescription) -> String {
+    let name = format!("{alert:?}");
+    let mut code = String::from("ERR_TLS_ALERT_");
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            code.push('_');
+        }
+        code.push(ch.to_ascii_uppercase());
+    }
+    code
+}
+
+fn io_code(err: &io::Error) -> String {
+    let Some(errno) = err.raw_os_error() else {
+        return "ERR_KTLS_IO".into();
+    };
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => "ERR_KTLS_IO".into(),
+        known => format!("{known:?}"),
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tls(err) => write!(f, "TLS error: {err}"),
+            Self::AlertReceived(alert) => write!(f, "peer sent fatal alert {alert:?}"),
+            Self::BadRecord => f.write_str("kernel failed to decrypt a record (EBADMSG)"),
+            Self::BadControlRecord(why) => write!(f, "bad control record: {why}"),
+            Self::KeyUpdateUnsupported => f.write_str(
+                "peer requested a TLS 1.3 key update; this kernel cannot rekey (needs Linux 6.14+)",
+            ),
+            Self::Unavailable(why) => write!(f, "kernel TLS unavailable: {why}"),
+            Self::OffloadFailed(why) => write!(f, "kernel TLS offload failed: {why}"),
+            Self::InvalidArgument(why) => f.write_str(why),
+            Self::ConnectionReset => f.write_str("connection reset by peer"),
+            Self::HandshakeEof => f.write_str(
+                "Client network socket disconnected before secure TLS connection was established",
+            ),
+            Self::Io(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rustls::Error> for Error {
+    fn from(err: rustls::Error) -> Self {
+        match err {
+            rustls::Error::AlertReceived(alert) => Self::AlertReceived(alert),
+            other => Self::Tls(other),
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::ConnectionReset => Self::ConnectionReset,
+            _ => Self::Io(err),
+        }
+    }
+}
+
+impl From<nix::errno::Errno> for Error {
+    fn from(errno: nix::errno::Errno) -> Self {
+        io::Error::from(errno).into()
+    }
+}
+
+/// Result alias used throughout the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_codes_follow_node_style() {
+        let err = Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(err.code(), "ERR_TLS_ALERT_HANDSHAKE_FAILURE");
+        let err = Error::from(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadRecordMac,
+        ));
+        assert_eq!(err.code(), "ERR_TLS_ALERT_BAD_RECORD_MAC");
+    }
+
+    #[test]
+    fn io_errors_use_errno_names() {
+        let err = Error::from(io::Error::from_raw_os_error(libc::EPIPE));
+        assert_eq!(err.code(), "EPIPE");
+        let err = Error::from(io::Error::from_raw_os_error(libc::ECONNRESET));
+        assert_eq!(err.code(), "ECONNRESET");
+    }
+}

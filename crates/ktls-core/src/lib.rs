@@ -1,0 +1,26 @@
+//! Kernel TLS for rustls connections, with no Node.js dependency.
+//!
+//! rustls performs the handshake over a non-blocking TCP descriptor
+//! ([`Session`]); the traffic secrets and sequence numbers then go to the
+//! kernel (`TCP_ULP "tls"`, `TLS_TX`, `TLS_RX`), verified by reading them
+//! back. When the kernel cannot take a connection it stays on rustls in
+//! userspace, behind the same API. [`Reactor`] reports socket readiness.
+
+mod config;
+mod conn;
+mod crypto_info;
+mod error;
+mod offload;
+mod probe;
+mod reactor;
+mod record;
+mod session;
+pub mod sys;
+
+pub use config::{ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions};
+pub use crypto_info::{CryptoInfo, KernelCipher};
+pub use error::{Error, Result};
+pub use offload::{KtlsMode, OffloadStatus};
+pub use probe::{capabilities, Capabilities};
+pub use reactor::{Interest, Reactor, READABLE, WRITABLE};
+pub use session::{HandshakeInfo, Progress, ReadOutcome, Session, WriteOutcome};

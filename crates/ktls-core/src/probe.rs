@@ -1,0 +1,118 @@
+//! What this kernel can offload, probed once per process on throwaway
+//! loopback sockets with fixed keys.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::sync::OnceLock;
+
+use crate::crypto_info::{CryptoInfo, KernelCipher};
+use crate::sys::{self, Direction};
+
+/// The result of the capability probe.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    /// `uname -r`.
+    pub kernel: String,
+    /// `TCP_ULP "tls"` can be attached.
+    pub ulp: bool,
+    /// Why offload is impossible, when `ulp` is false.
+    pub reason: Option<String>,
+    /// Per AEAD: both TX and RX accepted it and read back the same key.
+    pub ciphers: Vec<(KernelCipher, bool)>,
+    /// TLS 1.3 key update can be installed on a live socket (Linux 6.14+).
+    pub rekey: bool,
+    /// `TLS_RX_EXPECT_NO_PAD` is known to this kernel (Linux 6.0+).
+    pub rx_expect_no_pad: bool,
+}
+
+impl Capabilities {
+    /// Whether the kernel accepts this AEAD in both directions.
+    pub fn supports(&self, cipher: KernelCipher) -> bool {
+        self.ciphers.iter().any(|&(c, ok)| c == cipher && ok)
+    }
+}
+
+/// The cached probe of the running kernel.
+pub fn capabilities() -> &'static Capabilities {
+    static CACHE: OnceLock<Capabilities> = OnceLock::new();
+    CACHE.get_or_init(probe)
+}
+
+fn probe() -> Capabilities {
+    let kernel = sys::kernel_release();
+    let mut caps = Capabilities {
+        kernel,
+        ulp: false,
+        reason: None,
+        ciphers: KernelCipher::ALL.iter().map(|&c| (c, false)).collect(),
+        rekey: false,
+        rx_expect_no_pad: false,
+    };
+    if let Err(why) = probe_ulp() {
+        caps.reason = Some(why);
+        return caps;
+    }
+    caps.ulp = true;
+    for entry in caps.ciphers.iter_mut() {
+        entry.1 = probe_cipher(entry.0).is_ok();
+    }
+    if let Some(&(cipher, _)) = caps.ciphers.iter().find(|(_, ok)| *ok) {
+        caps.rekey = probe_rekey(cipher).unwrap_or(false);
+        caps.rx_expect_no_pad = probe_no_pad(cipher).unwrap_or(false);
+    }
+    caps
+}
+
+fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let client = TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    Ok((client, server))
+}
+
+fn probe_ulp() -> Result<(), String> {
+    let (client, _server) = loopback_pair().map_err(|e| format!("loopback socket: {e}"))?;
+    match sys::attach_tls_ulp(client.as_fd()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(
+            "this kernel has no `tls` module loaded (TCP_ULP failed with ENOENT); \
+             try `modprobe tls`, or a kernel built with CONFIG_TLS"
+                .into(),
+        ),
+        Err(e) => Err(format!("TCP_ULP \"tls\" failed: {e}")),
+    }
+}
+
+fn probe_cipher(cipher: KernelCipher) -> std::io::Result<()> {
+    let (client, _server) = loopback_pair()?;
+    let fd = client.as_fd();
+    sys::attach_tls_ulp(fd)?;
+    let info = CryptoInfo::fixed_for_probe(cipher, 0x5a);
+    for dir in [Direction::Tx, Direction::Rx] {
+        sys::set_crypto_info(fd, dir, &info)?;
+        if !info.matches_read_back(&sys::read_crypto_info(fd, dir)?) {
+            return Err(std::io::Error::other("read-back differs"));
+        }
+    }
+    Ok(())
+}
+
+/// Installing TX keys a second time is what a TLS 1.3 key update needs;
+/// kernels before 6.14 refuse it.
+fn probe_rekey(cipher: KernelCipher) -> std::io::Result<bool> {
+    let (client, _server) = loopback_pair()?;
+    let fd = client.as_fd();
+    sys::attach_tls_ulp(fd)?;
+    sys::set_crypto_info(fd, Direction::Tx, &CryptoInfo::fixed_for_probe(cipher, 1))?;
+    let second = CryptoInfo::fixed_for_probe(cipher, 2);
+    Ok(sys::set_crypto_info(fd, Direction::Tx, &second).is_ok()
+        && second.matches_read_back(&sys::read_crypto_info(fd, Direction::Tx)?))
+}
+
+fn probe_no_pad(cipher: KernelCipher) -> std::io::Result<bool> {
+    let (client, _server) = loopback_pair()?;
+    let fd = client.as_fd();
+    sys::attach_tls_ulp(fd)?;
+    sys::set_crypto_info(fd, Direction::Rx, &CryptoInfo::fixed_for_probe(cipher, 3))?;
+    Ok(sys::set_rx_expect_no_pad(fd).is_ok())
+}

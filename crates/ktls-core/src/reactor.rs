@@ -1,0 +1,92 @@
+//! Readiness notifications for many sockets from one epoll thread. Each arm
+//! is one-shot, so a socket is reported once per arm and the owner decides
+//! when it wants to hear again (that is how backpressure stays bounded).
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+/// What a socket's owner waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (data, EOF or error).
+    Read,
+    /// Writable.
+    Write,
+    /// Either.
+    Both,
+}
+
+/// Bit set in the readiness report when the socket is readable.
+pub const READABLE: u32 = 1;
+/// Bit set in the readiness report when the socket is writable.
+pub const WRITABLE: u32 = 2;
+
+/// An epoll instance and the thread that waits on it.
+#[derive(Debug, Clone)]
+pub struct Reactor {
+    epoll: Arc<Epoll>,
+}
+
+impl Reactor {
+    /// Starts the thread. `on_ready` receives batches of
+    /// `[token, READABLE|WRITABLE, token, bits, ...]`.
+    pub fn start(on_ready: impl Fn(Vec<u32>) + Send + 'static) -> io::Result<Self> {
+        let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
+        let waiter = epoll.clone();
+        std::thread::Builder::new()
+            .name("ktls-reactor".into())
+            .spawn(move || wait_forever(&waiter, &on_ready))?;
+        Ok(Self { epoll })
+    }
+
+    /// Asks for one report when `fd` becomes ready for `interest`.
+    pub fn arm(&self, fd: BorrowedFd<'_>, token: u32, interest: Interest) -> io::Result<()> {
+        let flags = EpollFlags::EPOLLONESHOT
+            | match interest {
+                Interest::Read => EpollFlags::EPOLLIN,
+                Interest::Write => EpollFlags::EPOLLOUT,
+                Interest::Both => EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT,
+            };
+        let mut event = EpollEvent::new(flags, u64::from(token));
+        match self.epoll.modify(fd, &mut event) {
+            Err(nix::errno::Errno::ENOENT) => Ok(self.epoll.add(fd, event)?),
+            other => Ok(other?),
+        }
+    }
+
+    /// Stops reporting `fd`; call before closing it.
+    pub fn forget(&self, fd: BorrowedFd<'_>) {
+        let _ = self.epoll.delete(fd);
+    }
+}
+
+fn wait_forever(epoll: &Epoll, on_ready: &impl Fn(Vec<u32>)) {
+    let mut events = vec![EpollEvent::empty(); 256];
+    loop {
+        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        };
+        let batch = events[..n]
+            .iter()
+            .flat_map(|e| [e.data() as u32, bits(e.events())])
+            .collect();
+        on_ready(batch);
+    }
+}
+
+fn bits(flags: EpollFlags) -> u32 {
+    let failed = EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP;
+    let mut out = 0;
+    if flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | failed) {
+        out |= READABLE;
+    }
+    if flags.intersects(EpollFlags::EPOLLOUT | failed) {
+        out |= WRITABLE;
+    }
+    out
+}

@@ -1,0 +1,482 @@
+//! One TLS connection over a non-blocking TCP descriptor: the handshake in
+//! userspace, then either the kernel or rustls carries the records. Every
+//! call is non-blocking and reports what it is waiting for.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
+
+use crate::config::{take_recorded_sni, ClientContext, ServerContext};
+use crate::conn::{Buffers, Offer, Pumped, Tls};
+use crate::error::{Error, Result};
+use crate::offload::{self, KtlsMode, OffloadStatus};
+use crate::record::ControlRecords;
+use crate::sys;
+
+/// Progress of the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Call again when the socket is readable.
+    WantRead,
+    /// Call again when the socket is writable.
+    WantWrite,
+    /// Handshake finished; `info()` and `offload()` are final.
+    Done,
+}
+
+/// Result of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes of application data were written to the buffer.
+    Data(usize),
+    /// Nothing to read now; wait for readability.
+    WouldBlock,
+    /// The peer finished sending (close_notify or FIN).
+    Eof,
+}
+
+/// Result of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// This many plaintext bytes were taken.
+    Written(usize),
+    /// Nothing taken; wait for writability.
+    WouldBlock,
+}
+
+/// What the handshake negotiated, captured before conversion because the
+/// kernel connection object no longer knows it.
+#[derive(Debug, Clone, Default)]
+pub struct HandshakeInfo {
+    /// Negotiated ALPN protocol.
+    pub alpn_protocol: Option<Vec<u8>>,
+    /// SNI: what the client sent (server side) or asked for (client side).
+    pub server_name: Option<String>,
+    /// Peer certificate chain, DER, leaf first.
+    pub peer_certificates: Vec<Vec<u8>>,
+    /// IANA name of the negotiated suite.
+    pub cipher_suite: String,
+    /// "TLSv1.2" or "TLSv1.3".
+    pub protocol: String,
+    /// Client side: Node's `authorizationError` code for the chain, if untrusted.
+    pub chain_error: Option<String>,
+}
+
+enum State {
+    Handshaking(Tls),
+    Userspace(Tls),
+    Kernel(Box<ControlRecords>),
+    /// Benchmark only: the offloaded data path over a plain socket.
+    Raw,
+    Closed,
+}
+
+/// A TLS connection on a descriptor this object owns.
+pub struct Session {
+    fd: OwnedFd,
+    state: State,
+    bufs: Buffers,
+    mode: KtlsMode,
+    client: Option<Arc<ClientContext>>,
+    info: HandshakeInfo,
+    offload: OffloadStatus,
+    peer_closed: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A client connection to `server_name` (a DNS name or an IP address).
+    pub fn client(
+        fd: OwnedFd,
+        context: Arc<ClientContext>,
+        server_name: &str,
+        mode: KtlsMode,
+    ) -> Result<Self> {
+        sys::set_nonblocking(fd.as_fd())?;
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| Error::InvalidArgument(format!("servername: invalid {server_name:?}")))?;
+        let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
+        let mut session = Self::new(fd, Tls::Client(conn), mode);
+        session.info.server_name = Some(server_name.to_owned());
+        session.client = Some(context);
+        Ok(session)
+    }
+
+    /// A server connection.
+    pub fn server(fd: OwnedFd, context: &ServerContext, mode: KtlsMode) -> Result<Self> {
+        sys::set_nonblocking(fd.as_fd())?;
+        let conn = UnbufferedServerConnection::new(context.config.clone())?;
+        Ok(Self::new(fd, Tls::Server(conn), mode))
+    }
+
+    /// The post-offload data path on a plain socket, for benchmarks.
+    pub fn raw(fd: OwnedFd) -> Result<Self> {
+        sys::set_nonblocking(fd.as_fd())?;
+        let mut session = Self::new_in(fd, State::Raw, KtlsMode::Off);
+        session.offload.reason = Some("raw benchmark socket: no TLS".into());
+        Ok(session)
+    }
+
+    fn new(fd: OwnedFd, tls: Tls, mode: KtlsMode) -> Self {
+        Self::new_in(fd, State::Handshaking(tls), mode)
+    }
+
+    fn new_in(fd: OwnedFd, state: State, mode: KtlsMode) -> Self {
+        Self {
+            fd,
+            state,
+            bufs: Buffers::default(),
+            mode,
+            client: None,
+            info: HandshakeInfo::default(),
+            offload: OffloadStatus::default(),
+            peer_closed: false,
+        }
+    }
+
+    /// Bytes the previous owner of the socket had already read: handshake
+    /// input that comes before anything still in the kernel.
+    pub fn prepend_received(&mut self, bytes: &[u8]) {
+        self.bufs.incoming.splice(0..0, bytes.iter().copied());
+    }
+
+    /// The descriptor, for readiness polling.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The descriptor number, for diagnostics.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// What the handshake negotiated.
+    pub fn info(&self) -> &HandshakeInfo {
+        &self.info
+    }
+
+    /// Which directions are offloaded.
+    pub fn offload(&self) -> &OffloadStatus {
+        &self.offload
+    }
+
+    /// Advances the handshake as far as the socket allows.
+    pub fn handshake(&mut self) -> Result<Progress> {
+        let result = self.handshake_steps();
+        if result.is_err() {
+            self.send_pending_alert();
+        }
+        result
+    }
+
+    fn handshake_steps(&mut self) -> Result<Progress> {
+        loop {
+            if !self.flush_outgoing()? {
+                return Ok(Progress::WantWrite);
+            }
+            let State::Handshaking(tls) = &mut self.state else {
+                return Ok(Progress::Done);
+            };
+            let pumped = tls.pump(&mut self.bufs, Offer::Nothing);
+            if let Some(sni) = take_recorded_sni() {
+                self.info.server_name = Some(sni);
+            }
+            let needs_input = match pumped? {
+                Pumped::NeedInput => true,
+                Pumped::Idle { .. } => tls.common().is_handshaking(),
+                Pumped::PeerClosed => return Err(Error::HandshakeEof),
+            };
+            if !needs_input {
+                if !self.flush_outgoing()? {
+                    return Ok(Progress::WantWrite);
+                }
+                self.finish_handshake()?;
+                return Ok(Progress::Done);
+            }
+            if !self.read_handshake_bytes()? {
+                return Ok(Progress::WantRead);
+            }
+        }
+    }
+
+    /// Reads at most up to the end of the next incomplete record, so that
+    /// records behind the handshake stay in the kernel for kTLS to decrypt.
+    fn read_handshake_bytes(&mut self) -> Result<bool> {
+        let want = bytes_to_record_end(&self.bufs.incoming);
+        let start = self.bufs.incoming.len();
+        self.bufs.incoming.resize(start + want, 0);
+        let got = sys::recv(self.fd.as_fd(), &mut self.bufs.incoming[start..]);
+        let n = match got {
+            Ok(0) => Err(Error::HandshakeEof),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e.into()),
+        };
+        self.bufs
+            .incoming
+            .truncate(start + *n.as_ref().unwrap_or(&0));
+        Ok(n? > 0)
+    }
+
+    fn finish_handshake(&mut self) -> Result<()> {
+        let State::Handshaking(tls) = std::mem::replace(&mut self.state, State::Closed) else {
+            return Ok(());
+        };
+        self.capture_info(&tls);
+        let cipher = tls
+            .common()
+            .negotiated_cipher_suite()
+            .and_then(offload::kernel_cipher);
+        let unread = self.bufs.incoming.len();
+        if let Some(reason) = offload::obstacle(self.fd.as_fd(), self.mode, cipher, unread) {
+            return self.stay_in_userspace(tls, reason);
+        }
+        if let Err(err) = offload::attach(self.fd.as_fd()) {
+            return self.stay_in_userspace(tls, err.to_string());
+        }
+        let version = tls
+            .common()
+            .protocol_version()
+            .unwrap_or(rustls::ProtocolVersion::TLSv1_3);
+        let (secrets, kernel) = tls.into_kernel()?;
+        offload::install(self.fd.as_fd(), version, &secrets)?;
+        self.offload = OffloadStatus {
+            tx: true,
+            rx: true,
+            reason: None,
+        };
+        self.bufs = Buffers::default();
+        self.state = State::Kernel(Box::new(ControlRecords::new(kernel)));
+        Ok(())
+    }
+
+    fn stay_in_userspace(&mut self, tls: Tls, reason: String) -> Result<()> {
+        if self.mode == KtlsMode::Require {
+            return Err(Error::Unavailable(reason));
+        }
+        self.offload = OffloadStatus {
+            tx: false,
+            rx: false,
+            reason: Some(reason),
+        };
+        self.state = State::Userspace(tls);
+        Ok(())
+    }
+
+    fn capture_info(&mut self, tls: &Tls) {
+        let common = tls.common();
+        self.info.alpn_protocol = common.alpn_protocol().map(<[u8]>::to_vec);
+        let chain: Vec<_> = common.peer_certificates().unwrap_or_default().to_vec();
+        self.info.peer_certificates = chain.iter().map(|c| c.as_ref().to_vec()).collect();
+        if let Some(suite) = common.negotiated_cipher_suite() {
+            self.info.cipher_suite = suite.suite().as_str().unwrap_or_default().to_owned();
+        }
+        self.info.protocol = match common.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
+            _ => "TLSv1.3".into(),
+        };
+        if let (Some(context), Some(host)) = (&self.client, &self.info.server_name) {
+            self.info.chain_error = context.chain_error(&chain, host);
+        }
+    }
+
+    /// Reads application data. `buf` should hold at least one full record
+    /// (16 KiB) so that control records fit.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        if self.bufs.plaintext.len() > self.bufs.plain_pos {
+            return Ok(ReadOutcome::Data(self.bufs.take_plaintext(buf)));
+        }
+        if self.peer_closed {
+            return Ok(ReadOutcome::Eof);
+        }
+        let outcome = match &mut self.state {
+            State::Kernel(control) => control.read(self.fd.as_fd(), buf),
+            State::Raw => read_plain(self.fd.as_fd(), buf),
+            State::Userspace(_) => self.read_userspace(buf),
+            State::Handshaking(_) => Ok(ReadOutcome::WouldBlock),
+            State::Closed => Ok(ReadOutcome::Eof),
+        }?;
+        if outcome == ReadOutcome::Eof {
+            self.peer_closed = true;
+        }
+        Ok(outcome)
+    }
+
+    fn read_userspace(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        loop {
+            let State::Userspace(tls) = &mut self.state else {
+                return Ok(ReadOutcome::Eof);
+            };
+            let pumped = tls.pump(&mut self.bufs, Offer::Nothing)?;
+            // Replies rustls queued (e.g. to a key update) go out now.
+            self.flush_outgoing()?;
+            if self.bufs.plaintext.len() > self.bufs.plain_pos {
+                return Ok(ReadOutcome::Data(self.bufs.take_plaintext(buf)));
+            }
+            if pumped == Pumped::PeerClosed {
+                return Ok(ReadOutcome::Eof);
+            }
+            match self.read_ciphertext()? {
+                ReadOutcome::Data(_) => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn read_ciphertext(&mut self) -> Result<ReadOutcome> {
+        const CHUNK: usize = 64 * 1024;
+        let start = self.bufs.incoming.len();
+        self.bufs.incoming.resize(start + CHUNK, 0);
+        let got = sys::recv(self.fd.as_fd(), &mut self.bufs.incoming[start..]);
+        let n = *got.as_ref().unwrap_or(&0);
+        self.bufs.incoming.truncate(start + n);
+        match got {
+            Ok(0) => Ok(ReadOutcome::Eof),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes application data. Userspace ciphertext that the socket did not
+    /// take yet is kept and sent by later calls or `flush`.
+    pub fn write(&mut self, data: &[u8]) -> Result<WriteOutcome> {
+        if !self.flush()? {
+            return Ok(WriteOutcome::WouldBlock);
+        }
+        match &mut self.state {
+            State::Kernel(_) | State::Raw => write_plain(self.fd.as_fd(), data),
+            State::Userspace(tls) => {
+                const CHUNK: usize = 256 * 1024;
+                let chunk = &data[..data.len().min(CHUNK)];
+                let Pumped::Idle { encrypted } =
+                    tls.pump(&mut self.bufs, Offer::Plaintext(chunk))?
+                else {
+                    return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
+                };
+                self.flush_outgoing()?;
+                Ok(WriteOutcome::Written(encrypted))
+            }
+            State::Handshaking(_) => Ok(WriteOutcome::WouldBlock),
+            State::Closed => Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe))),
+        }
+    }
+
+    /// Sends whatever is queued (userspace ciphertext, a key update reply).
+    /// Returns true when nothing is left.
+    pub fn flush(&mut self) -> Result<bool> {
+        if let State::Kernel(control) = &mut self.state {
+            return control.flush(self.fd.as_fd());
+        }
+        self.flush_outgoing()
+    }
+
+    /// Sends close_notify (RFC 8446 §6.1). Returns false when the socket
+    /// could not take it yet; call again when writable.
+    pub fn close_notify(&mut self) -> Result<bool> {
+        if !self.flush()? {
+            return Ok(false);
+        }
+        match &mut self.state {
+            State::Kernel(control) => control.send_close_notify(self.fd.as_fd()),
+            State::Userspace(tls) => {
+                tls.pump(&mut self.bufs, Offer::CloseNotify)?;
+                self.state = State::Closed;
+                self.flush_outgoing()
+            }
+            State::Raw | State::Handshaking(_) | State::Closed => Ok(true),
+        }
+    }
+
+    /// Half-closes the TCP connection after everything queued was sent.
+    pub fn shutdown_write(&mut self) -> Result<()> {
+        Ok(sys::shutdown_write(self.fd.as_fd())?)
+    }
+
+    fn flush_outgoing(&mut self) -> Result<bool> {
+        while !self.bufs.pending_out().is_empty() {
+            match sys::send(self.fd.as_fd(), self.bufs.pending_out()) {
+                Ok(n) => self.bufs.consume_out(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// After a handshake error rustls queues an alert; give it one chance.
+    fn send_pending_alert(&mut self) {
+        if let State::Handshaking(tls) = &mut self.state {
+            let _ = tls.pump(&mut self.bufs, Offer::Nothing);
+        }
+        let _ = self.flush_outgoing();
+        self.state = State::Closed;
+    }
+}
+
+/// How many bytes complete the first incomplete record in `buf`
+/// (a 5-byte header, then the length it announces).
+fn bytes_to_record_end(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let rest = &buf[at..];
+        if rest.len() < 5 {
+            return 5 - rest.len();
+        }
+        let total = 5 + usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        if rest.len() < total {
+            return total - rest.len();
+        }
+        at += total;
+    }
+}
+
+pub(crate) fn read_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<ReadOutcome> {
+    match sys::recv_record(fd, buf) {
+        Ok((0, _)) => Ok(ReadOutcome::Eof),
+        Ok((n, _)) => Ok(ReadOutcome::Data(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn write_plain(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> Result<WriteOutcome> {
+    match sys::send(fd, data) {
+        Ok(n) => Ok(WriteOutcome::Written(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(WriteOutcome::WouldBlock),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes_to_record_end;
+
+    #[test]
+    fn reads_header_first() {
+        assert_eq!(bytes_to_record_end(&[]), 5);
+        assert_eq!(bytes_to_record_end(&[22, 3, 3]), 2);
+    }
+
+    #[test]
+    fn stops_at_the_end_of_the_announced_record() {
+        assert_eq!(bytes_to_record_end(&[22, 3, 3, 0, 10]), 10);
+        assert_eq!(bytes_to_record_end(&[22, 3, 3, 0, 2, 1]), 1);
+    }
+
+    #[test]
+    fn skips_complete_records() {
+        assert_eq!(bytes_to_record_end(&[22, 3, 3, 0, 1, 9, 23, 3]), 3);
+    }
+}

@@ -1,0 +1,226 @@
+//! One TLS connection: a `ktls_core::Session` plus its reactor registration.
+
+use std::os::fd::RawFd;
+
+use ktls_core::{Interest, KtlsMode, Progress, ReadOutcome, Session, WriteOutcome};
+use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi_derive::napi;
+
+use crate::context::{ClientSecureContext, ServerSecureContext};
+use crate::reactor::Reactor;
+use crate::to_js_error;
+
+/// `read`/`write` return values besides byte counts.
+const WOULD_BLOCK: i32 = -1;
+
+#[napi(object)]
+pub struct HandshakeInfo {
+    pub alpn_protocol: Option<String>,
+    pub servername: Option<String>,
+    pub peer_certificates: Vec<Buffer>,
+    pub cipher: String,
+    pub protocol: String,
+    pub chain_error: Option<String>,
+}
+
+#[napi(object)]
+pub struct Offload {
+    pub tx: bool,
+    pub rx: bool,
+    pub reason: Option<String>,
+}
+
+#[napi]
+pub struct Connection {
+    session: Option<Session>,
+    reactor: ktls_core::Reactor,
+    token: u32,
+}
+
+fn mode(name: &str) -> napi::Result<KtlsMode, String> {
+    match name {
+        "auto" => Ok(KtlsMode::Auto),
+        "require" => Ok(KtlsMode::Require),
+        "off" => Ok(KtlsMode::Off),
+        other => Err(napi::Error::new(
+            "ERR_INVALID_ARG_VALUE".to_owned(),
+            format!("ktls must be 'auto', 'require' or 'off', got {other:?}"),
+        )),
+    }
+}
+
+fn take_fd(fd: RawFd) -> napi::Result<std::os::fd::OwnedFd, String> {
+    ktls_core::sys::dup_foreign_fd(fd).map_err(|e| to_js_error(e.into()))
+}
+
+/// A client connection on a duplicate of `fd` (the caller closes its own).
+#[napi]
+pub fn connect_client(
+    context: &ClientSecureContext,
+    fd: i32,
+    servername: String,
+    ktls: String,
+    reactor: &Reactor,
+    token: u32,
+) -> napi::Result<Connection, String> {
+    let session = Session::client(
+        take_fd(fd)?,
+        context.inner.clone(),
+        &servername,
+        mode(&ktls)?,
+    )
+    .map_err(to_js_error)?;
+    Ok(Connection::new(session, reactor, token))
+}
+
+/// A server connection on a duplicate of `fd`.
+#[napi]
+pub fn accept_server(
+    context: &ServerSecureContext,
+    fd: i32,
+    ktls: String,
+    reactor: &Reactor,
+    token: u32,
+) -> napi::Result<Connection, String> {
+    let session =
+        Session::server(take_fd(fd)?, &context.inner, mode(&ktls)?).map_err(to_js_error)?;
+    Ok(Connection::new(session, reactor, token))
+}
+
+/// The post-offload data path on a plain socket, for benchmarks.
+#[napi]
+pub fn raw_connection(fd: i32, reactor: &Reactor, token: u32) -> napi::Result<Connection, String> {
+    let session = Session::raw(take_fd(fd)?).map_err(to_js_error)?;
+    Ok(Connection::new(session, reactor, token))
+}
+
+fn closed() -> napi::Error<String> {
+    napi::Error::new(
+        "ERR_SOCKET_CLOSED".to_owned(),
+        "Socket is closed".to_owned(),
+    )
+}
+
+impl Connection {
+    fn new(session: Session, reactor: &Reactor, token: u32) -> Self {
+        Self {
+            session: Some(session),
+            reactor: reactor.inner.clone(),
+            token,
+        }
+    }
+
+    fn session(&mut self) -> napi::Result<&mut Session, String> {
+        self.session.as_mut().ok_or_else(closed)
+    }
+}
+
+#[napi]
+impl Connection {
+    /// Bytes a `net.Socket` read before the takeover.
+    #[napi]
+    pub fn prepend_received(&mut self, bytes: BufferSlice) -> napi::Result<(), String> {
+        self.session()?.prepend_received(&bytes);
+        Ok(())
+    }
+
+    /// 0: wants read, 1: wants write, 2: done.
+    #[napi]
+    pub fn handshake(&mut self) -> napi::Result<u32, String> {
+        let progress = self.session()?.handshake().map_err(to_js_error)?;
+        Ok(match progress {
+            Progress::WantRead => 0,
+            Progress::WantWrite => 1,
+            Progress::Done => 2,
+        })
+    }
+
+    /// Bytes read, 0 at end of stream, -1 when nothing is available.
+    #[napi]
+    pub fn read(&mut self, mut buf: BufferSlice) -> napi::Result<i32, String> {
+        match self.session()?.read(&mut buf).map_err(to_js_error)? {
+            ReadOutcome::Data(n) => Ok(n as i32),
+            ReadOutcome::Eof => Ok(0),
+            ReadOutcome::WouldBlock => Ok(WOULD_BLOCK),
+        }
+    }
+
+    /// Plaintext bytes taken, or -1 when the socket is full.
+    #[napi]
+    pub fn write(&mut self, data: BufferSlice) -> napi::Result<i32, String> {
+        match self.session()?.write(&data).map_err(to_js_error)? {
+            WriteOutcome::Written(n) => Ok(n as i32),
+            WriteOutcome::WouldBlock => Ok(WOULD_BLOCK),
+        }
+    }
+
+    /// True when nothing queued remains.
+    #[napi]
+    pub fn flush(&mut self) -> napi::Result<bool, String> {
+        self.session()?.flush().map_err(to_js_error)
+    }
+
+    /// True once close_notify is on its way.
+    #[napi]
+    pub fn close_notify(&mut self) -> napi::Result<bool, String> {
+        self.session()?.close_notify().map_err(to_js_error)
+    }
+
+    #[napi]
+    pub fn shutdown_write(&mut self) -> napi::Result<(), String> {
+        self.session()?.shutdown_write().map_err(to_js_error)
+    }
+
+    /// Asks for one readiness report: 1 read, 2 write, 3 both.
+    #[napi]
+    pub fn arm(&mut self, interest: u32) -> napi::Result<(), String> {
+        let interest = match interest {
+            1 => Interest::Read,
+            2 => Interest::Write,
+            _ => Interest::Both,
+        };
+        let token = self.token;
+        let reactor = self.reactor.clone();
+        let session = self.session()?;
+        reactor
+            .arm(session.fd(), token, interest)
+            .map_err(|e| to_js_error(e.into()))
+    }
+
+    #[napi]
+    pub fn info(&mut self) -> napi::Result<HandshakeInfo, String> {
+        let info = self.session()?.info().clone();
+        Ok(HandshakeInfo {
+            alpn_protocol: info
+                .alpn_protocol
+                .map(|p| String::from_utf8_lossy(&p).into_owned()),
+            servername: info.server_name,
+            peer_certificates: info
+                .peer_certificates
+                .into_iter()
+                .map(Buffer::from)
+                .collect(),
+            cipher: info.cipher_suite,
+            protocol: info.protocol,
+            chain_error: info.chain_error,
+        })
+    }
+
+    #[napi]
+    pub fn offload(&mut self) -> napi::Result<Offload, String> {
+        let status = self.session()?.offload().clone();
+        Ok(Offload {
+            tx: status.tx,
+            rx: status.rx,
+            reason: status.reason,
+        })
+    }
+
+    /// Closes the descriptor now (no close_notify). Idempotent.
+    #[napi]
+    pub fn destroy(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.reactor.forget(session.fd());
+        }
+    }
+}

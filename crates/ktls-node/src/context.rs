@@ -1,0 +1,76 @@
+//! `createSecureContext`: rustls configurations built once and shared.
+
+use std::sync::Arc;
+
+use ktls_core::{ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions};
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+use crate::to_js_error;
+
+#[napi(object)]
+pub struct ContextOptions {
+    pub alpn_protocols: Option<Vec<Buffer>>,
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
+    pub ciphers: Option<String>,
+    pub ca: Option<Vec<Buffer>>,
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
+}
+
+fn common(options: &ContextOptions) -> CommonOptions {
+    CommonOptions {
+        alpn_protocols: options
+            .alpn_protocols
+            .iter()
+            .flatten()
+            .map(|p| p.to_vec())
+            .collect(),
+        min_version: options.min_version.clone(),
+        max_version: options.max_version.clone(),
+        ciphers: options.ciphers.clone(),
+    }
+}
+
+#[napi]
+pub struct ClientSecureContext {
+    pub(crate) inner: Arc<ClientContext>,
+}
+
+#[napi]
+impl ClientSecureContext {
+    #[napi(constructor)]
+    pub fn new(options: ContextOptions) -> napi::Result<Self, String> {
+        let options = ClientOptions {
+            common: common(&options),
+            ca: options.ca.iter().flatten().map(|c| c.to_vec()).collect(),
+        };
+        let inner = ClientContext::new(&options).map_err(to_js_error)?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+#[napi]
+pub struct ServerSecureContext {
+    pub(crate) inner: Arc<ServerContext>,
+}
+
+#[napi]
+impl ServerSecureContext {
+    #[napi(constructor)]
+    pub fn new(options: ContextOptions) -> napi::Result<Self, String> {
+        let bytes = |b: &Option<Buffer>| b.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+        let options = ServerOptions {
+            common: common(&options),
+            cert: bytes(&options.cert),
+            key: bytes(&options.key),
+        };
+        let inner = ServerContext::new(&options).map_err(to_js_error)?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+}

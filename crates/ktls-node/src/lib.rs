@@ -1,0 +1,46 @@
+//! Node binding for `ktls-core`: argument conversion only, no protocol logic.
+//! Errors cross as JS errors whose `code` is the core's stable code.
+// A cdylib: its `pub` items are JS exports, not a Rust API, and its napi
+// classes are JS-facing handles where Debug adds nothing.
+#![allow(missing_debug_implementations, unreachable_pub)]
+// napi registers exports only outside `cfg(test)`, leaving them unused there.
+#![cfg_attr(test, allow(dead_code))]
+
+mod connection;
+mod context;
+mod reactor;
+
+use napi_derive::napi;
+
+pub(crate) fn to_js_error(err: ktls_core::Error) -> napi::Error<String> {
+    napi::Error::new(err.code(), err.to_string())
+}
+
+/// The kernel's kTLS capabilities, probed once per process.
+#[napi(object)]
+pub struct Capabilities {
+    pub kernel: String,
+    pub ulp: bool,
+    pub reason: Option<String>,
+    pub aes128gcm: bool,
+    pub aes256gcm: bool,
+    pub chacha20poly1305: bool,
+    pub rekey: bool,
+    pub rx_expect_no_pad: bool,
+}
+
+#[napi]
+pub fn capabilities() -> Capabilities {
+    use ktls_core::KernelCipher;
+    let caps = ktls_core::capabilities();
+    Capabilities {
+        kernel: caps.kernel.clone(),
+        ulp: caps.ulp,
+        reason: caps.reason.clone(),
+        aes128gcm: caps.supports(KernelCipher::Aes128Gcm),
+        aes256gcm: caps.supports(KernelCipher::Aes256Gcm),
+        chacha20poly1305: caps.supports(KernelCipher::Chacha20Poly1305),
+        rekey: caps.rekey,
+        rx_expect_no_pad: caps.rx_expect_no_pad,
+    }
+}
