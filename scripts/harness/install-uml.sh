@@ -54,10 +54,15 @@ candidate() {
   apt_private apt-cache policy "$1" | awk '/Candidate:/ { print $2 }'
 }
 
-ensure_patchelf() {
-  command -v patchelf >/dev/null && return
-  log "installing patchelf (Debian package)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q patchelf >&2
+# Host tools from Debian, installed if missing: patchelf here, kmod's modprobe
+# for the guest (which runs the host's binaries).
+ensure_tool() {
+  local path=$1 pkg=$2
+  [[ -x "$path" ]] && return
+  log "installing $pkg (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "$pkg" >&2 ||
+    { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends "$pkg" >&2; }
 }
 
 # Download pkg=version and unpack it into $ROOT.
@@ -73,7 +78,7 @@ fetch_and_unpack() {
 make_binary() {
   local libdir="$ROOT/usr/lib/x86_64-linux-gnu"
   if [[ -n "$LIBC_VERSION" ]]; then
-    ensure_patchelf
+    ensure_tool /usr/bin/patchelf patchelf
     patchelf --set-interpreter "$libdir/ld-linux-x86-64.so.2" --set-rpath "$libdir" \
       --output "$DIR/linux" "$ROOT/usr/bin/linux.uml"
   else
@@ -121,6 +126,7 @@ main() {
   exec 9>"$DIR.lock"
   flock 9
   cache_complete || install
+  ensure_tool /sbin/modprobe kmod
   echo "$DIR/linux"
   modules_dir
 }
