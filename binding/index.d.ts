@@ -27,6 +27,8 @@ export declare class Connection {
   /** True once close_notify is on its way. */
   closeNotify(): boolean
   shutdownWrite(): void
+  setNoDelay(on: boolean): void
+  setKeepAlive(on: boolean, idleSecs: number): void
   /** Asks for one readiness report: 1 read, 2 write, 3 both. */
   arm(interest: number): void
   info(): HandshakeInfo
@@ -78,6 +80,11 @@ export interface ContextOptions {
   key?: Buffer
 }
 
+/** What the kernel smoke test reads back after installing a fixed key. */
+export interface FixedKeyOffload {
+  ulp: string
+}
+
 export interface HandshakeInfo {
   alpnProtocol?: string
   servername?: string
@@ -92,6 +99,13 @@ export interface Offload {
   rx: boolean
   reason?: string
 }
+
+/**
+ * Diagnostics only: puts kernel TLS with a fixed, known key (not secret!)
+ * on the socket behind `fd`, both directions, verifying the read-back.
+ * Two sockets given the same key talk through the kernel's crypto.
+ */
+export declare function offloadWithFixedKey(fd: number, cipher: string, fill: number): FixedKeyOffload
 
 /** The post-offload data path on a plain socket, for benchmarks. */
 export declare function rawConnection(fd: number, reactor: Reactor, token: number): Connection

@@ -842,4 +842,5 @@ module.exports.ServerSecureContext = nativeBinding.ServerSecureContext
 module.exports.acceptServer = nativeBinding.acceptServer
 module.exports.capabilities = nativeBinding.capabilities
 module.exports.connectClient = nativeBinding.connectClient
+module.exports.offloadWithFixedKey = nativeBinding.offloadWithFixedKey
 module.exports.rawConnection = nativeBinding.rawConnection

@@ -56,6 +56,9 @@ pub struct ServerOptions {
 pub struct ClientContext {
     pub(crate) config: Arc<ClientConfig>,
     verifier: Arc<WebPkiServerVerifier>,
+    /// `ca` entries, trusted as leaves too: OpenSSL (so Node) accepts a
+    /// self-signed server certificate that is itself in the trust store.
+    trusted_leaves: Vec<CertificateDer<'static>>,
 }
 
 /// A ready server configuration.
@@ -68,8 +71,9 @@ impl ClientContext {
     /// Parses and validates the options; errors name the bad option.
     pub fn new(options: &ClientOptions) -> Result<Self> {
         let provider = Arc::new(provider(&options.common)?);
+        let trusted_leaves = ca_certificates(&options.ca)?;
         let verifier = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots(&options.ca)?),
+            Arc::new(roots(&trusted_leaves)?),
             provider.clone(),
         )
         .build()
@@ -88,6 +92,7 @@ impl ClientContext {
         Ok(Self {
             config: Arc::new(config),
             verifier,
+            trusted_leaves,
         })
     }
 
@@ -98,6 +103,9 @@ impl ClientContext {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Some("UNABLE_TO_GET_ISSUER_CERT".into());
         };
+        if self.trusted_leaves.contains(leaf) {
+            return None;
+        }
         let name = ServerName::try_from(host.to_owned())
             .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid literal"));
         let verdict =
@@ -165,7 +173,10 @@ fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
     let wanted: Vec<&str> = list.split(':').map(str::trim).collect();
     provider.cipher_suites.retain(|suite| {
         let name = suite.suite().as_str().unwrap_or_default();
-        wanted.iter().any(|w| w.eq_ignore_ascii_case(name))
+        let iana = name.replacen("TLS13_", "TLS_", 1);
+        wanted
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(&iana))
     });
     if provider.cipher_suites.is_empty() {
         return Err(Error::InvalidArgument(format!(
@@ -206,18 +217,24 @@ fn certificates(pem: &[u8], option: &str) -> Result<Vec<CertificateDer<'static>>
         .map_err(|e| Error::InvalidArgument(format!("{option}: {e}")))
 }
 
-fn roots(ca: &[Vec<u8>]) -> Result<RootCertStore> {
+fn ca_certificates(ca: &[Vec<u8>]) -> Result<Vec<CertificateDer<'static>>> {
+    let mut all = Vec::new();
+    for pem in ca {
+        all.extend(certificates(pem, "ca")?);
+    }
+    Ok(all)
+}
+
+/// The `ca` option, or the Mozilla list when it is absent (as Node).
+fn roots(ca: &[CertificateDer<'static>]) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     if ca.is_empty() {
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         return Ok(store);
     }
-    for pem in ca {
-        for cert in certificates(pem, "ca")? {
-            store
-                .add(cert)
-                .map_err(|e| Error::InvalidArgument(format!("ca: {e}")))?;
-        }
+    for cert in ca {
+        // A leaf that cannot be an anchor is still trusted via `trusted_leaves`.
+        let _ = store.add(cert.clone());
     }
     Ok(store)
 }

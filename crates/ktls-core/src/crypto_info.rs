@@ -31,6 +31,11 @@ impl KernelCipher {
         }
     }
 
+    /// Parses a TLS 1.3 suite name (IANA).
+    pub fn from_suite_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.tls13_suite_name() == name)
+    }
+
     /// The TLS 1.3 suite name (IANA) using this AEAD.
     pub fn tls13_suite_name(self) -> &'static str {
         match self {

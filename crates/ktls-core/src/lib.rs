@@ -21,6 +21,6 @@ pub use config::{ClientContext, ClientOptions, CommonOptions, ServerContext, Ser
 pub use crypto_info::{CryptoInfo, KernelCipher};
 pub use error::{Error, Result};
 pub use offload::{KtlsMode, OffloadStatus};
-pub use probe::{capabilities, Capabilities};
+pub use probe::{capabilities, offload_with_fixed_key, Capabilities};
 pub use reactor::{Interest, Reactor, READABLE, WRITABLE};
 pub use session::{HandshakeInfo, Progress, ReadOutcome, Session, WriteOutcome};

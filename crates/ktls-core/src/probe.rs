@@ -2,7 +2,7 @@
 //! loopback sockets with fixed keys.
 
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::OnceLock;
 
 use crate::crypto_info::{CryptoInfo, KernelCipher};
@@ -85,16 +85,26 @@ fn probe_ulp() -> Result<(), String> {
 
 fn probe_cipher(cipher: KernelCipher) -> std::io::Result<()> {
     let (client, _server) = loopback_pair()?;
-    let fd = client.as_fd();
+    offload_with_fixed_key(client.as_fd(), cipher, 0x5a).map(drop)
+}
+
+/// Attaches the ULP and installs both directions with a fixed, known key,
+/// checking every read-back. Returns the ULP name read back. For the probe
+/// and the kernel smoke test only: such a socket is not secret.
+pub fn offload_with_fixed_key(
+    fd: BorrowedFd<'_>,
+    cipher: KernelCipher,
+    fill: u8,
+) -> std::io::Result<String> {
     sys::attach_tls_ulp(fd)?;
-    let info = CryptoInfo::fixed_for_probe(cipher, 0x5a);
+    let info = CryptoInfo::fixed_for_probe(cipher, fill);
     for dir in [Direction::Tx, Direction::Rx] {
         sys::set_crypto_info(fd, dir, &info)?;
         if !info.matches_read_back(&sys::read_crypto_info(fd, dir)?) {
-            return Err(std::io::Error::other("read-back differs"));
+            return Err(std::io::Error::other(format!("{dir:?} read-back differs")));
         }
     }
-    Ok(())
+    sys::read_ulp(fd)
 }
 
 /// Installing TX keys a second time is what a TLS 1.3 key update needs;

@@ -85,6 +85,8 @@ pub struct Session {
     info: HandshakeInfo,
     offload: OffloadStatus,
     peer_closed: bool,
+    /// close_notify queued; the read side stays open (half-close).
+    close_sent: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -142,6 +144,7 @@ impl Session {
             info: HandshakeInfo::default(),
             offload: OffloadStatus::default(),
             peer_closed: false,
+            close_sent: false,
         }
     }
 
@@ -197,10 +200,10 @@ impl Session {
                 Pumped::Idle { .. } => tls.common().is_handshaking(),
                 Pumped::PeerClosed => return Err(Error::HandshakeEof),
             };
+            if !self.flush_outgoing()? {
+                return Ok(Progress::WantWrite);
+            }
             if !needs_input {
-                if !self.flush_outgoing()? {
-                    return Ok(Progress::WantWrite);
-                }
                 self.finish_handshake()?;
                 return Ok(Progress::Done);
             }
@@ -280,7 +283,9 @@ impl Session {
         let chain: Vec<_> = common.peer_certificates().unwrap_or_default().to_vec();
         self.info.peer_certificates = chain.iter().map(|c| c.as_ref().to_vec()).collect();
         if let Some(suite) = common.negotiated_cipher_suite() {
-            self.info.cipher_suite = suite.suite().as_str().unwrap_or_default().to_owned();
+            // rustls says TLS13_AES_128_GCM_SHA256; IANA (and Node) say TLS_AES_128_GCM_SHA256.
+            let name = suite.suite().as_str().unwrap_or_default();
+            self.info.cipher_suite = name.replacen("TLS13_", "TLS_", 1);
         }
         self.info.protocol = match common.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
@@ -352,6 +357,9 @@ impl Session {
     /// Writes application data. Userspace ciphertext that the socket did not
     /// take yet is kept and sent by later calls or `flush`.
     pub fn write(&mut self, data: &[u8]) -> Result<WriteOutcome> {
+        if self.close_sent {
+            return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
+        }
         if !self.flush()? {
             return Ok(WriteOutcome::WouldBlock);
         }
@@ -391,12 +399,24 @@ impl Session {
         match &mut self.state {
             State::Kernel(control) => control.send_close_notify(self.fd.as_fd()),
             State::Userspace(tls) => {
-                tls.pump(&mut self.bufs, Offer::CloseNotify)?;
-                self.state = State::Closed;
+                if !self.close_sent {
+                    tls.pump(&mut self.bufs, Offer::CloseNotify)?;
+                    self.close_sent = true;
+                }
                 self.flush_outgoing()
             }
             State::Raw | State::Handshaking(_) | State::Closed => Ok(true),
         }
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_no_delay(&self, on: bool) -> Result<()> {
+        Ok(sys::set_no_delay(self.fd.as_fd(), on)?)
+    }
+
+    /// `SO_KEEPALIVE` with the first probe after `idle_secs`.
+    pub fn set_keep_alive(&self, on: bool, idle_secs: u32) -> Result<()> {
+        Ok(sys::set_keep_alive(self.fd.as_fd(), on, idle_secs)?)
     }
 
     /// Half-closes the TCP connection after everything queued was sent.

@@ -224,6 +224,21 @@ pub fn is_tcp(fd: BorrowedFd<'_>) -> bool {
         )
 }
 
+/// `TCP_NODELAY`, as `socket.setNoDelay()`.
+pub fn set_no_delay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    Ok(socket::setsockopt(&fd, sockopt::TcpNoDelay, &on)?)
+}
+
+/// `SO_KEEPALIVE` and the idle time before the first probe, as
+/// `socket.setKeepAlive()`.
+pub fn set_keep_alive(fd: BorrowedFd<'_>, on: bool, idle_secs: u32) -> io::Result<()> {
+    socket::setsockopt(&fd, sockopt::KeepAlive, &on)?;
+    if on && idle_secs > 0 {
+        socket::setsockopt(&fd, sockopt::TcpKeepIdle, &idle_secs)?;
+    }
+    Ok(())
+}
+
 /// Sets `O_NONBLOCK`; libuv already does, a user-provided fd may not.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};

@@ -171,6 +171,18 @@ impl Connection {
         self.session()?.shutdown_write().map_err(to_js_error)
     }
 
+    #[napi]
+    pub fn set_no_delay(&mut self, on: bool) -> napi::Result<(), String> {
+        self.session()?.set_no_delay(on).map_err(to_js_error)
+    }
+
+    #[napi]
+    pub fn set_keep_alive(&mut self, on: bool, idle_secs: u32) -> napi::Result<(), String> {
+        self.session()?
+            .set_keep_alive(on, idle_secs)
+            .map_err(to_js_error)
+    }
+
     /// Asks for one readiness report: 1 read, 2 write, 3 both.
     #[napi]
     pub fn arm(&mut self, interest: u32) -> napi::Result<(), String> {

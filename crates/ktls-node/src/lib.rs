@@ -44,3 +44,28 @@ pub fn capabilities() -> Capabilities {
         rx_expect_no_pad: caps.rx_expect_no_pad,
     }
 }
+
+/// What the kernel smoke test reads back after installing a fixed key.
+#[napi(object)]
+pub struct FixedKeyOffload {
+    pub ulp: String,
+}
+
+/// Diagnostics only: puts kernel TLS with a fixed, known key (not secret!)
+/// on the socket behind `fd`, both directions, verifying the read-back.
+/// Two sockets given the same key talk through the kernel's crypto.
+#[napi]
+pub fn offload_with_fixed_key(
+    fd: i32,
+    cipher: String,
+    fill: u8,
+) -> napi::Result<FixedKeyOffload, String> {
+    let Some(cipher) = ktls_core::KernelCipher::from_suite_name(&cipher) else {
+        let msg = format!("unknown TLS 1.3 suite {cipher:?}");
+        return Err(napi::Error::new("ERR_INVALID_ARG_VALUE".to_owned(), msg));
+    };
+    let dup = ktls_core::sys::dup_foreign_fd(fd).map_err(|e| to_js_error(e.into()))?;
+    let ulp = ktls_core::offload_with_fixed_key(std::os::fd::AsFd::as_fd(&dup), cipher, fill)
+        .map_err(|e| to_js_error(e.into()))?;
+    Ok(FixedKeyOffload { ulp })
+}

@@ -1,0 +1,43 @@
+// Errors with stable `code`s. Node's own codes where Node has one
+// (ECONNRESET, DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID, ...),
+// otherwise ERR_KTLS_*. Codes are permanent; messages may change.
+
+export class KtlsError extends Error {
+  readonly code: string
+  /** Extra detail where it helps (e.g. why offload was impossible). */
+  reason?: string
+
+  constructor(code: string, message: string, reason?: string) {
+    super(message)
+    this.name = 'KtlsError'
+    this.code = code
+    if (reason !== undefined) this.reason = reason
+  }
+}
+
+/** Node's messages for the verification codes it reports in `authorizationError`. */
+const verifyMessages: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in certificate chain',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate',
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  CERT_REVOKED: 'certificate revoked',
+  INVALID_PURPOSE: 'unsupported certificate purpose',
+  CERT_REJECTED: 'certificate rejected',
+}
+
+export function verifyError(code: string): KtlsError {
+  return new KtlsError(code, verifyMessages[code] ?? code)
+}
+
+/** Errors thrown by the native binding carry the core's code already. */
+export function fromNative(err: unknown): Error {
+  if (err instanceof KtlsError) return err
+  const e = err as { code?: unknown; message?: unknown }
+  const code = typeof e?.code === 'string' ? e.code : 'ERR_KTLS_INTERNAL'
+  const message = typeof e?.message === 'string' ? e.message : String(err)
+  return new KtlsError(code, message)
+}

@@ -1,0 +1,39 @@
+// ktls: kernel TLS offload for Node.js, with node:tls's vocabulary.
+import { binding } from './native'
+
+export { KtlsSocket, type KtlsSocketOptions, type KtlsStatus } from './socket'
+export { Server, createServer, type ServerOptions } from './server'
+export { connect, upgrade, type ConnectOptions } from './connect'
+export { SecureContext, createSecureContext, type SecureContextOptions, type KtlsMode } from './context'
+export { KtlsError } from './errors'
+
+export interface Capabilities {
+  kernel: string
+  ulp: boolean
+  reason?: string
+  ciphers: {
+    TLS_AES_128_GCM_SHA256: boolean
+    TLS_AES_256_GCM_SHA384: boolean
+    TLS_CHACHA20_POLY1305_SHA256: boolean
+  }
+  rekey: boolean
+  rxExpectNoPad: boolean
+}
+
+/** What this kernel can offload (probed once per process). */
+export function capabilities(): Capabilities {
+  const c = binding.capabilities()
+  const result: Capabilities = {
+    kernel: c.kernel,
+    ulp: c.ulp,
+    ciphers: {
+      TLS_AES_128_GCM_SHA256: c.aes128Gcm,
+      TLS_AES_256_GCM_SHA384: c.aes256Gcm,
+      TLS_CHACHA20_POLY1305_SHA256: c.chacha20Poly1305,
+    },
+    rekey: c.rekey,
+    rxExpectNoPad: c.rxExpectNoPad,
+  }
+  if (c.reason !== undefined) result.reason = c.reason
+  return result
+}

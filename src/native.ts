@@ -1,0 +1,53 @@
+// The native binding, the process's one readiness reactor, and the
+// bookkeeping that keeps the event loop alive while sockets are open.
+import type * as Binding from '../binding/index'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const binding: typeof Binding = require('../binding/index.js')
+
+export const READABLE = 1
+export const WRITABLE = 2
+
+/** Something that wants readiness reports. */
+export interface Pollable {
+  onReady(bits: number): void
+}
+
+const pollables = new Map<number, Pollable>()
+let reactor: Binding.Reactor | undefined
+let nextToken = 1
+
+function dispatch(batch: Uint32Array): void {
+  for (let i = 0; i < batch.length; i += 2) {
+    pollables.get(batch[i])?.onReady(batch[i + 1])
+  }
+}
+
+/** Registers `p` and returns its token and the reactor to arm with. */
+export function register(p: Pollable): { token: number; reactor: Binding.Reactor } {
+  reactor ??= new binding.Reactor(dispatch)
+  const token = nextToken
+  nextToken = nextToken >= 0xffff_fff0 ? 1 : nextToken + 1
+  pollables.set(token, p)
+  return { token, reactor }
+}
+
+export function unregister(token: number): void {
+  pollables.delete(token)
+}
+
+// The reactor's callback is weak (it must not hold a finished process
+// open); each referenced socket holds this one timer instead.
+let refs = 0
+let keepAlive: NodeJS.Timeout | undefined
+
+export function holdLoop(): void {
+  if (refs++ === 0) keepAlive = setInterval(() => {}, 1 << 30)
+}
+
+export function releaseLoop(): void {
+  if (--refs === 0 && keepAlive) {
+    clearInterval(keepAlive)
+    keepAlive = undefined
+  }
+}

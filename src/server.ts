@@ -1,0 +1,45 @@
+// createServer: a net.Server whose connections become KtlsSockets.
+import * as net from 'node:net'
+import { KtlsSocket, type KtlsSocketOptions } from './socket'
+import { contextFor, type SecureContext } from './context'
+
+export interface ServerOptions extends Omit<KtlsSocketOptions, 'isServer' | 'server'> {
+  pauseOnConnect?: boolean
+}
+
+export class Server extends net.Server {
+  private readonly tlsOptions: ServerOptions
+  private secureContext: SecureContext
+
+  constructor(options: ServerOptions = {}, secureConnectionListener?: (socket: KtlsSocket) => void) {
+    // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
+    super({ pauseOnConnect: true, allowHalfOpen: true })
+    this.tlsOptions = options
+    this.secureContext = contextFor(options)
+    this.on('connection', (raw: net.Socket) => this.upgrade(raw))
+    if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)
+  }
+
+  /** Replaces the context for new connections, as tls.Server#setSecureContext. */
+  setSecureContext(options: ServerOptions): void {
+    this.secureContext = contextFor(options)
+  }
+
+  private upgrade(raw: net.Socket): void {
+    if (raw.destroyed) return
+    const socket = new KtlsSocket(raw, {
+      ...this.tlsOptions,
+      secureContext: this.secureContext,
+      isServer: true,
+      server: this,
+    })
+    socket.once('secure', () => this.emit('secureConnection', socket))
+  }
+}
+
+export function createServer(
+  options: ServerOptions = {},
+  secureConnectionListener?: (socket: KtlsSocket) => void,
+): Server {
+  return new Server(options, secureConnectionListener)
+}

@@ -1,0 +1,494 @@
+// KtlsSocket: a Duplex over a TCP descriptor taken from a net.Socket. The
+// handshake runs in rustls; afterwards the kernel (or rustls, when the
+// kernel cannot) carries the records. Names and events follow node:tls.
+import { Duplex } from 'node:stream'
+import * as net from 'node:net'
+import * as tls from 'node:tls'
+import { X509Certificate } from 'node:crypto'
+import type { Connection, HandshakeInfo } from '../binding/index'
+import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
+import { KtlsError, fromNative, verifyError } from './errors'
+import { contextFor, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
+
+export interface KtlsSocketOptions extends SecureContextOptions {
+  isServer?: boolean
+  /** Server side: the server that emits `tlsClientError`. */
+  server?: net.Server
+  secureContext?: SecureContext
+  servername?: string
+  host?: string
+  rejectUnauthorized?: boolean
+  checkServerIdentity?: (hostname: string, cert: tls.PeerCertificate) => Error | undefined
+  handshakeTimeout?: number
+  ktls?: KtlsMode
+  allowHalfOpen?: boolean
+}
+
+/** Whether each direction is encrypted by the kernel, and why not. */
+export interface KtlsStatus {
+  tx: boolean
+  rx: boolean
+  cipher: string
+  reason?: string
+}
+
+const READ_SIZE = 64 * 1024
+const SMALL_READ = 16 * 1024
+const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
+
+interface PendingWrite {
+  chunks: Buffer[]
+  index: number
+  offset: number
+  callback: (err?: Error | null) => void
+}
+
+export class KtlsSocket extends Duplex {
+  readonly encrypted = true
+  authorized = false
+  authorizationError: string | null = null
+  alpnProtocol: string | false = false
+  servername: string | false = false
+  ktls: KtlsStatus = { tx: false, rx: false, cipher: '', reason: 'handshake not finished' }
+  bytesRead = 0
+  bytesWritten = 0
+  remoteAddress?: string
+  remotePort?: number
+  remoteFamily?: string
+  localAddress?: string
+  localPort?: number
+  connecting = true
+
+  private readonly options: KtlsSocketOptions
+  private readonly isServer: boolean
+  private context: SecureContext
+  private conn?: Connection
+  private token = 0
+  private reactor?: ReturnType<typeof register>['reactor']
+  private secure = false
+  private info?: HandshakeInfo
+  private wantRead = false
+  private wantWrite = false
+  private reading = false
+  private pending?: PendingWrite
+  private finalCallback?: (err?: Error | null) => void
+  private readBuffer = Buffer.allocUnsafe(READ_SIZE)
+  private handshakeTimer?: NodeJS.Timeout
+  private idleTimer?: NodeJS.Timeout
+  private referenced = false
+  private peerCert?: tls.DetailedPeerCertificate
+
+  constructor(socket: net.Socket, options: KtlsSocketOptions = {}) {
+    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true })
+    this.options = options
+    this.isServer = options.isServer === true
+    try {
+      this.context = contextFor(options)
+    } catch (err) {
+      this.context = undefined as unknown as SecureContext
+      process.nextTick(() => this.destroy(err as Error))
+      return
+    }
+    this.setRef(true)
+    const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+    if (timeout > 0) {
+      this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
+      this.handshakeTimer.unref()
+    }
+    if (socket.connecting) {
+      socket.once('connect', () => this.takeOver(socket))
+      socket.once('error', (err) => this.fail(err))
+    } else {
+      process.nextTick(() => this.takeOver(socket))
+    }
+  }
+
+  // ---- takeover and handshake ----
+
+  private takeOver(socket: net.Socket): void {
+    if (this.destroyed) {
+      socket.destroy()
+      return
+    }
+    socket.removeAllListeners('error')
+    socket.on('error', () => {}) // its fd is ours now; late errors are moot
+    const handle = (socket as unknown as { _handle?: { fd?: number; readStop?: () => void } })._handle
+    const fd = handle?.fd
+    if (typeof fd !== 'number' || fd < 0) {
+      return this.fail(new KtlsError('ERR_KTLS_NO_FD', 'socket has no file descriptor (closed, or not a libuv stream)'))
+    }
+    socket.pause()
+    handle?.readStop?.()
+    const alreadyRead = drainReadable(socket)
+    // Reading the stream may have asked libuv to start reading again; stop
+    // it before the loop polls. The handle is closed below in this same tick.
+    handle?.readStop?.()
+    this.copyAddresses(socket)
+    const { token, reactor } = register(this)
+    this.token = token
+    this.reactor = reactor
+    try {
+      this.conn = this.openConnection(fd)
+      if (alreadyRead.length > 0) this.conn.prependReceived(alreadyRead)
+    } catch (err) {
+      socket.destroy()
+      return this.fail(fromNative(err))
+    }
+    socket.destroy() // closes libuv's descriptor; ours is a duplicate
+    this.connecting = false
+    this.handshakeStep()
+  }
+
+  private openConnection(fd: number): Connection {
+    const mode = this.options.ktls ?? 'auto'
+    if (!['auto', 'require', 'off'].includes(mode)) {
+      throw new KtlsError('ERR_INVALID_ARG_VALUE', `ktls must be 'auto', 'require' or 'off'`)
+    }
+    if (this.isServer) {
+      return binding.acceptServer(this.context.serverContext(), fd, mode, this.reactor!, this.token)
+    }
+    const servername = this.options.servername || this.options.host || 'localhost'
+    return binding.connectClient(this.context.clientContext(), fd, servername, mode, this.reactor!, this.token)
+  }
+
+  private copyAddresses(socket: net.Socket): void {
+    this.remoteAddress = socket.remoteAddress
+    this.remotePort = socket.remotePort
+    this.remoteFamily = socket.remoteFamily
+    this.localAddress = socket.localAddress
+    this.localPort = socket.localPort
+  }
+
+  private handshakeStep(): void {
+    let progress: number
+    try {
+      progress = this.conn!.handshake()
+    } catch (err) {
+      return this.fail(fromNative(err))
+    }
+    if (progress === 0) return this.want(READABLE)
+    if (progress === 1) return this.want(WRITABLE)
+    this.onHandshakeDone()
+  }
+
+  private onHandshakeDone(): void {
+    clearTimeout(this.handshakeTimer)
+    const conn = this.conn!
+    this.info = conn.info()
+    const offload = conn.offload()
+    this.ktls = { tx: offload.tx, rx: offload.rx, cipher: this.info.cipher }
+    if (offload.reason !== undefined) this.ktls.reason = offload.reason
+    this.alpnProtocol = this.info.alpnProtocol ?? false
+    this.servername = this.info.servername ?? false
+    if (!this.isServer && !this.verifyPeer()) return
+    this.secure = true
+    this.touch()
+    if (this.isServer) {
+      this.authorized = false // no client certificates are requested
+      this.emit('secure')
+    } else {
+      this.emit('secure')
+      this.emit('secureConnect')
+    }
+    if (this.pending) this.writeLoop()
+    if (this.finalCallback && !this.pending) this.finish()
+    if (this.reading) this.readLoop()
+  }
+
+  /** Node's order: chain first, then checkServerIdentity; reject only if asked. */
+  private verifyPeer(): boolean {
+    const chainCode = this.info!.chainError ? this.refineChainError(this.info!.chainError) : undefined
+    let error: Error | undefined = chainCode ? verifyError(chainCode) : undefined
+    if (!error) {
+      const check = this.options.checkServerIdentity ?? tls.checkServerIdentity
+      const host = this.options.servername || this.options.host || 'localhost'
+      error = check(host, this.getPeerCertificate()) ?? undefined
+    }
+    if (!error) {
+      this.authorized = true
+      return true
+    }
+    this.authorizationError = (error as { code?: string }).code ?? error.message
+    if (this.options.rejectUnauthorized === false) return true
+    this.destroy(error)
+    return false
+  }
+
+  /** webpki reports "unknown issuer"; Node distinguishes why. */
+  private refineChainError(code: string): string {
+    if (code !== 'UNKNOWN_ISSUER') return code
+    const chain = this.info!.peerCertificates.map((der) => new X509Certificate(der))
+    const selfSigned = (c: X509Certificate) => c.checkIssued(c)
+    if (chain.length === 1 && selfSigned(chain[0])) return 'DEPTH_ZERO_SELF_SIGNED_CERT'
+    if (chain.length > 1 && selfSigned(chain[chain.length - 1])) return 'SELF_SIGNED_CERT_IN_CHAIN'
+    return chain.length === 1 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT'
+  }
+
+  private onHandshakeTimeout(): void {
+    if (this.secure || this.destroyed) return
+    this.fail(new KtlsError('ERR_KTLS_HANDSHAKE_TIMEOUT', 'TLS handshake timeout'))
+  }
+
+  /** Handshake failures of a server socket go to the server, as node:tls does. */
+  private fail(err: Error): void {
+    if (this.destroyed) return
+    const server = this.options.server
+    if (!this.secure && this.isServer && server) {
+      server.emit('tlsClientError', err, this)
+      this.destroy()
+      return
+    }
+    this.destroy(err)
+  }
+
+  // ---- readiness ----
+
+  /** Called by the reactor; one report per arm. */
+  onReady(bits: number): void {
+    try {
+      this.handleReady(bits)
+    } catch (err) {
+      this.fail(fromNative(err))
+    }
+  }
+
+  private handleReady(bits: number): void {
+    const wantedRead = this.wantRead
+    const wantedWrite = this.wantWrite
+    this.wantRead = false
+    this.wantWrite = false
+    if (!this.secure) return this.handshakeStep()
+    if (bits & WRITABLE && wantedWrite) this.onWritable()
+    else if (wantedWrite) this.wantWrite = true
+    if (bits & READABLE && wantedRead) this.readLoop()
+    else if (wantedRead) this.wantRead = true
+    this.arm()
+  }
+
+  private want(bits: number): void {
+    if (bits & READABLE) this.wantRead = true
+    if (bits & WRITABLE) this.wantWrite = true
+    this.arm()
+  }
+
+  private arm(): void {
+    if (!this.conn || this.destroyed) return
+    const interest = (this.wantRead ? READABLE : 0) | (this.wantWrite ? WRITABLE : 0)
+    if (interest !== 0) this.conn.arm(interest)
+  }
+
+  // ---- reading ----
+
+  override _read(): void {
+    this.reading = true
+    if (this.secure && !this.wantRead) this.readLoop()
+  }
+
+  private readLoop(): void {
+    const conn = this.conn
+    while (conn && !this.destroyed) {
+      let n: number
+      try {
+        n = conn.read(this.readBuffer)
+      } catch (err) {
+        return this.fail(fromNative(err))
+      }
+      if (n < 0) return this.want(READABLE)
+      if (n === 0) {
+        this.reading = false
+        this.push(null)
+        return
+      }
+      this.bytesRead += n
+      this.touch()
+      if (!this.push(this.takeChunk(n))) {
+        this.reading = false
+        return
+      }
+    }
+  }
+
+  /** Big reads hand over the buffer; small ones are copied so it can be reused. */
+  private takeChunk(n: number): Buffer {
+    if (n < SMALL_READ) return Buffer.from(this.readBuffer.subarray(0, n))
+    const chunk = this.readBuffer.subarray(0, n)
+    this.readBuffer = Buffer.allocUnsafe(READ_SIZE)
+    return chunk
+  }
+
+  // ---- writing ----
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.startWrite([chunk], callback)
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    this.startWrite(
+      chunks.map((c) => c.chunk),
+      callback,
+    )
+  }
+
+  private startWrite(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    this.pending = { chunks, index: 0, offset: 0, callback }
+    if (this.secure) this.writeLoop()
+  }
+
+  private onWritable(): void {
+    if (this.pending) this.writeLoop()
+    else if (this.finalCallback) this.finish()
+  }
+
+  private writeLoop(): void {
+    const job = this.pending!
+    const conn = this.conn!
+    try {
+      while (job.index < job.chunks.length) {
+        const chunk = job.chunks[job.index]
+        const n = job.offset < chunk.length ? conn.write(chunk.subarray(job.offset)) : 0
+        if (n < 0) return this.want(WRITABLE)
+        job.offset += n
+        this.bytesWritten += n
+        if (job.offset >= chunk.length) {
+          job.index++
+          job.offset = 0
+        }
+      }
+      if (!conn.flush()) return this.want(WRITABLE)
+    } catch (err) {
+      this.pending = undefined
+      return job.callback(fromNative(err))
+    }
+    this.pending = undefined
+    this.touch()
+    job.callback()
+    if (this.finalCallback) this.finish()
+  }
+
+  /** end(): close_notify (RFC 8446 §6.1), then FIN. */
+  override _final(callback: (err?: Error | null) => void): void {
+    this.finalCallback = callback
+    if (this.secure && !this.pending) this.finish()
+  }
+
+  private finish(): void {
+    const callback = this.finalCallback!
+    try {
+      if (!this.conn!.closeNotify()) return this.want(WRITABLE)
+      this.conn!.shutdownWrite()
+    } catch (err) {
+      this.finalCallback = undefined
+      return callback(fromNative(err))
+    }
+    this.finalCallback = undefined
+    callback()
+  }
+
+  // ---- teardown ----
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    clearTimeout(this.handshakeTimer)
+    clearTimeout(this.idleTimer)
+    this.conn?.destroy()
+    if (this.token) unregister(this.token)
+    this.setRef(false)
+    this.pending?.callback(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed'))
+    this.pending = undefined
+    callback(err)
+  }
+
+  // ---- node:tls / net.Socket surface ----
+
+  getPeerCertificate(detailed = false): tls.PeerCertificate | tls.DetailedPeerCertificate {
+    const chain = this.info?.peerCertificates ?? []
+    if (chain.length === 0) return {} as tls.PeerCertificate
+    if (!this.peerCert) {
+      const legacy = chain.map((der) => new X509Certificate(der).toLegacyObject() as tls.DetailedPeerCertificate)
+      for (let i = 0; i < legacy.length; i++) legacy[i].issuerCertificate = legacy[i + 1] ?? legacy[i]
+      this.peerCert = legacy[0]
+    }
+    if (detailed) return this.peerCert
+    const { issuerCertificate: _issuer, ...plain } = this.peerCert
+    return plain as tls.PeerCertificate
+  }
+
+  getCipher(): tls.CipherNameAndProtocol | undefined {
+    if (!this.info) return undefined
+    return { name: this.info.cipher, standardName: this.info.cipher, version: this.info.protocol }
+  }
+
+  getProtocol(): string | null {
+    return this.info?.protocol ?? null
+  }
+
+  isSessionReused(): boolean {
+    return false
+  }
+
+  address(): net.AddressInfo | Record<string, never> {
+    if (this.localAddress === undefined) return {}
+    return { address: this.localAddress, port: this.localPort ?? 0, family: net.isIPv6(this.localAddress) ? 'IPv6' : 'IPv4' }
+  }
+
+  setNoDelay(noDelay = true): this {
+    this.whenOpen((conn) => conn.setNoDelay(noDelay))
+    return this
+  }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.whenOpen((conn) => conn.setKeepAlive(enable, Math.floor(initialDelay / 1000)))
+    return this
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+    if (callback) this.once('timeout', callback)
+    if (ms > 0) {
+      this.idleTimer = setTimeout(() => this.emit('timeout'), ms)
+      this.idleTimer.unref()
+    }
+    return this
+  }
+
+  ref(): this {
+    this.setRef(true)
+    return this
+  }
+
+  unref(): this {
+    this.setRef(false)
+    return this
+  }
+
+  private setRef(on: boolean): void {
+    if (on === this.referenced || (on && this.destroyed)) return
+    this.referenced = on
+    if (on) holdLoop()
+    else releaseLoop()
+  }
+
+  private touch(): void {
+    this.idleTimer?.refresh()
+  }
+
+  private whenOpen(apply: (conn: Connection) => void): void {
+    const run = () => {
+      try {
+        if (this.conn && !this.destroyed) apply(this.conn)
+      } catch (err) {
+        this.destroy(fromNative(err))
+      }
+    }
+    if (this.conn) run()
+    else this.once('secure', run)
+  }
+}
+
+/** Bytes a paused net.Socket had already read into its stream buffer. */
+function drainReadable(socket: net.Socket): Buffer {
+  const chunks: Buffer[] = []
+  let chunk: Buffer | null
+  while ((chunk = socket.read()) !== null) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
