@@ -131,6 +131,11 @@ impl CryptoInfo {
         self.cipher
     }
 
+    /// Size of the kernel structure for this cipher.
+    pub fn size(&self) -> usize {
+        4 + self.iv.len() + self.key.len() + self.salt.len() + self.rec_seq.len()
+    }
+
     /// The exact bytes `setsockopt(SOL_TLS, TLS_TX/TLS_RX)` takes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(56);

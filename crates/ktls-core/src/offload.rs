@@ -106,7 +106,7 @@ pub(crate) fn install_direction(
 ) -> Result<()> {
     sys::set_crypto_info(fd, dir, info)
         .map_err(|e| Error::OffloadFailed(format!("{dir:?}: {e}")))?;
-    let read_back = sys::read_crypto_info(fd, dir)
+    let read_back = sys::read_crypto_info(fd, dir, info.size())
         .map_err(|e| Error::OffloadFailed(format!("{dir:?} read-back: {e}")))?;
     if !info.matches_read_back(&read_back) {
         return Err(Error::OffloadFailed(format!(

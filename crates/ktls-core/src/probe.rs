@@ -100,7 +100,7 @@ pub fn offload_with_fixed_key(
     let info = CryptoInfo::fixed_for_probe(cipher, fill);
     for dir in [Direction::Tx, Direction::Rx] {
         sys::set_crypto_info(fd, dir, &info)?;
-        if !info.matches_read_back(&sys::read_crypto_info(fd, dir)?) {
+        if !info.matches_read_back(&sys::read_crypto_info(fd, dir, info.size())?) {
             return Err(std::io::Error::other(format!("{dir:?} read-back differs")));
         }
     }
@@ -116,7 +116,7 @@ fn probe_rekey(cipher: KernelCipher) -> std::io::Result<bool> {
     sys::set_crypto_info(fd, Direction::Tx, &CryptoInfo::fixed_for_probe(cipher, 1))?;
     let second = CryptoInfo::fixed_for_probe(cipher, 2);
     Ok(sys::set_crypto_info(fd, Direction::Tx, &second).is_ok()
-        && second.matches_read_back(&sys::read_crypto_info(fd, Direction::Tx)?))
+        && second.matches_read_back(&sys::read_crypto_info(fd, Direction::Tx, second.size())?))
 }
 
 fn probe_no_pad(cipher: KernelCipher) -> std::io::Result<bool> {

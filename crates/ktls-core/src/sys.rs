@@ -72,11 +72,13 @@ pub fn set_crypto_info(fd: BorrowedFd<'_>, dir: Direction, info: &CryptoInfo) ->
     Ok(())
 }
 
-/// Reads one direction's crypto_info back from the kernel.
-pub fn read_crypto_info(fd: BorrowedFd<'_>, dir: Direction) -> io::Result<Vec<u8>> {
-    let mut buf = [0u8; 64];
+/// Reads one direction's crypto_info back from the kernel. The kernel
+/// insists on the exact size of the cipher's structure.
+pub fn read_crypto_info(fd: BorrowedFd<'_>, dir: Direction, size: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; size];
     let len = getsockopt_bytes(fd, libc::SOL_TLS, dir.optname(), &mut buf)?;
-    Ok(buf[..len].to_vec())
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// `TLS_RX_EXPECT_NO_PAD` (Linux 6.0+): TLS 1.3 records are decrypted
