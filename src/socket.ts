@@ -22,6 +22,13 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   handshakeTimeout?: number
   ktls?: KtlsMode
   allowHalfOpen?: boolean
+  /**
+   * Benchmarks only: no TLS at all. The socket runs exactly the code that
+   * carries records after offload (record reader, Duplex, write path) over
+   * a plain TCP connection, so that path can be measured where the kernel
+   * has no kTLS. Never use it for real traffic: nothing is encrypted.
+   */
+  unencryptedBenchmarkOnly?: boolean
 }
 
 /** Whether each direction is encrypted by the kernel, and why not. */
@@ -140,6 +147,9 @@ export class KtlsSocket extends Duplex {
   }
 
   private openConnection(fd: number): Connection {
+    if (this.options.unencryptedBenchmarkOnly === true) {
+      return binding.rawConnection(fd, this.reactor!, this.token)
+    }
     const mode = this.options.ktls ?? 'auto'
     if (!['auto', 'require', 'off'].includes(mode)) {
       throw new KtlsError('ERR_INVALID_ARG_VALUE', `ktls must be 'auto', 'require' or 'off'`)
@@ -180,7 +190,8 @@ export class KtlsSocket extends Duplex {
     if (offload.reason !== undefined) this.ktls.reason = offload.reason
     this.alpnProtocol = this.info.alpnProtocol ?? false
     this.servername = this.info.servername ?? false
-    if (!this.isServer && !this.verifyPeer()) return
+    const verify = !this.isServer && this.options.unencryptedBenchmarkOnly !== true
+    if (verify && !this.verifyPeer()) return
     this.secure = true
     this.touch()
     if (this.isServer) {
