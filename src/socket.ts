@@ -41,6 +41,10 @@ export interface KtlsStatus {
 
 const READ_SIZE = 64 * 1024
 const SMALL_READ = 16 * 1024
+
+// One scratch buffer for every socket: reads are synchronous on this
+// thread, so idle sockets hold no read memory at all.
+let readBuffer = Buffer.allocUnsafe(READ_SIZE)
 const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
 
 interface PendingWrite {
@@ -79,7 +83,6 @@ export class KtlsSocket extends Duplex {
   private reading = false
   private pending?: PendingWrite
   private finalCallback?: (err?: Error | null) => void
-  private readBuffer = Buffer.allocUnsafe(READ_SIZE)
   private handshakeTimer?: NodeJS.Timeout
   private idleTimer?: NodeJS.Timeout
   private referenced = false
@@ -300,7 +303,7 @@ export class KtlsSocket extends Duplex {
     while (conn && !this.destroyed) {
       let n: number
       try {
-        n = conn.read(this.readBuffer)
+        n = conn.read(readBuffer)
       } catch (err) {
         return this.fail(fromNative(err))
       }
@@ -319,11 +322,11 @@ export class KtlsSocket extends Duplex {
     }
   }
 
-  /** Big reads hand over the buffer; small ones are copied so it can be reused. */
+  /** Big reads hand over the scratch buffer; small ones are copied out of it. */
   private takeChunk(n: number): Buffer {
-    if (n < SMALL_READ) return Buffer.from(this.readBuffer.subarray(0, n))
-    const chunk = this.readBuffer.subarray(0, n)
-    this.readBuffer = Buffer.allocUnsafe(READ_SIZE)
+    if (n < SMALL_READ) return Buffer.from(readBuffer.subarray(0, n))
+    const chunk = readBuffer.subarray(0, n)
+    readBuffer = Buffer.allocUnsafe(READ_SIZE)
     return chunk
   }
 

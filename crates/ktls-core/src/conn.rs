@@ -37,6 +37,15 @@ impl Buffers {
         }
     }
 
+    /// Gives back the memory of empty buffers, so idle connections are small.
+    pub(crate) fn release_idle(&mut self) {
+        for buf in [&mut self.incoming, &mut self.plaintext, &mut self.outgoing] {
+            if buf.is_empty() {
+                *buf = Vec::new();
+            }
+        }
+    }
+
     /// Copies buffered plaintext into `buf`; returns how much.
     pub(crate) fn take_plaintext(&mut self, buf: &mut [u8]) -> usize {
         let available = &self.plaintext[self.plain_pos..];

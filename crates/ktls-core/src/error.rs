@@ -8,8 +8,8 @@ use std::io;
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum Error {
-    /// rustls rejected the handshake or a record (peer misbehaviour, bad
-    /// certificate, unsupported parameters).
+    /// rustls rejected the handshake (peer misbehaviour, unsupported
+    /// parameters, garbage instead of TLS) or, on the userspace path, a record.
     Tls(rustls::Error),
     /// The peer sent a fatal alert; the name is the alert's description.
     AlertReceived(rustls::AlertDescription),
@@ -58,6 +58,8 @@ impl Error {
 fn tls_code(err: &rustls::Error) -> String {
     match err {
         rustls::Error::AlertReceived(alert) => alert_code(*alert),
+        // The same code the kernel path gives for EBADMSG.
+        rustls::Error::DecryptError => "ERR_KTLS_BAD_RECORD".into(),
         _ => "ERR_KTLS_HANDSHAKE".into(),
     }
 }

@@ -268,6 +268,7 @@ impl Session {
         if self.mode == KtlsMode::Require {
             return Err(Error::Unavailable(reason));
         }
+        self.bufs.release_idle();
         self.offload = OffloadStatus {
             tx: false,
             rx: false,
@@ -349,7 +350,10 @@ impl Session {
         match got {
             Ok(0) => Ok(ReadOutcome::Eof),
             Ok(n) => Ok(ReadOutcome::Data(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.bufs.release_idle();
+                Ok(ReadOutcome::WouldBlock)
+            }
             Err(e) => Err(e.into()),
         }
     }
