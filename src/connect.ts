@@ -1,6 +1,8 @@
 // connect(): a client KtlsSocket over a new or given TCP connection.
 import * as net from 'node:net'
 import { KtlsSocket, type KtlsSocketOptions } from './socket'
+import { contextFor } from './context'
+import { validateOptions } from './options'
 
 export interface ConnectOptions extends Omit<KtlsSocketOptions, 'isServer' | 'server'> {
   host?: string
@@ -16,8 +18,12 @@ export function connect(options: ConnectOptions, secureConnectListener?: () => v
 export function connect(port: number, host?: string, options?: ConnectOptions, listener?: () => void): KtlsSocket
 export function connect(...args: unknown[]): KtlsSocket {
   const { options, listener } = normalizeArgs(args)
+  // Check options and build the context before any connection exists.
+  validateOptions(options)
+  const secureContext = contextFor(options)
+  secureContext.clientContext()
   const raw = options.socket ?? net.connect(rawOptions(options))
-  const socket = new KtlsSocket(raw, { ...options, host: options.host ?? 'localhost', isServer: false })
+  const socket = new KtlsSocket(raw, { ...options, secureContext, host: options.host ?? 'localhost', isServer: false })
   if (listener) socket.once('secureConnect', listener)
   if (options.timeout) socket.setTimeout(options.timeout)
   return socket

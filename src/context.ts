@@ -35,8 +35,12 @@ export class SecureContext {
   }
 }
 
+/** Validates now: with key/cert it is a server context, else a client one. */
 export function createSecureContext(options: SecureContextOptions = {}): SecureContext {
-  return new SecureContext(options)
+  const context = new SecureContext(options)
+  if (options.key !== undefined || options.cert !== undefined) context.serverContext()
+  else context.clientContext()
+  return context
 }
 
 function build<T>(make: () => T): T {
@@ -62,10 +66,7 @@ function nativeOptions(o: SecureContextOptions) {
   }
 }
 
-/** The options that shape a context, for callers that pass them inline. */
-export const contextOptionNames = ['key', 'cert', 'ca', 'ALPNProtocols', 'minVersion', 'maxVersion', 'ciphers'] as const
-
 /** The context a connection uses: `secureContext`, else one built from the inline options. */
 export function contextFor(options: SecureContextOptions & { secureContext?: SecureContext }): SecureContext {
-  return options.secureContext ?? createSecureContext(options)
+  return options.secureContext ?? new SecureContext(options)
 }

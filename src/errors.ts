@@ -39,5 +39,6 @@ export function fromNative(err: unknown): Error {
   const e = err as { code?: unknown; message?: unknown }
   const code = typeof e?.code === 'string' ? e.code : 'ERR_KTLS_INTERNAL'
   const message = typeof e?.message === 'string' ? e.message : String(err)
-  return new KtlsError(code, message)
+  // The core's message names the cause (e.g. rustls's reason); keep it apart too.
+  return new KtlsError(code, message, message)
 }

@@ -37,3 +37,5 @@ export function capabilities(): Capabilities {
   if (c.reason !== undefined) result.reason = c.reason
   return result
 }
+export { HttpsServer, createHttpsServer, Agent, undiciConnector, type HttpsServerOptions, type AgentOptions, type UndiciConnectorOptions } from './http'
+export * as https from './https'

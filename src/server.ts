@@ -2,6 +2,7 @@
 import * as net from 'node:net'
 import { KtlsSocket, type KtlsSocketOptions } from './socket'
 import { contextFor, type SecureContext } from './context'
+import { validateOptions } from './options'
 
 export interface ServerOptions extends Omit<KtlsSocketOptions, 'isServer' | 'server'> {
   pauseOnConnect?: boolean
@@ -14,8 +15,10 @@ export class Server extends net.Server {
   constructor(options: ServerOptions = {}, secureConnectionListener?: (socket: KtlsSocket) => void) {
     // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
     super({ pauseOnConnect: true, allowHalfOpen: true })
+    validateOptions(options)
     this.tlsOptions = options
     this.secureContext = contextFor(options)
+    this.secureContext.serverContext() // throws now on a bad key or cert
     this.on('connection', (raw: net.Socket) => this.upgrade(raw))
     if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)
   }

@@ -9,6 +9,7 @@ import type { Connection, HandshakeInfo } from '../binding/index'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, fromNative, verifyError } from './errors'
 import { contextFor, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
+import { validateOptions } from './options'
 
 export interface KtlsSocketOptions extends SecureContextOptions {
   isServer?: boolean
@@ -92,13 +93,11 @@ export class KtlsSocket extends Duplex {
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true })
     this.options = options
     this.isServer = options.isServer === true
-    try {
-      this.context = contextFor(options)
-    } catch (err) {
-      this.context = undefined as unknown as SecureContext
-      process.nextTick(() => this.destroy(err as Error))
-      return
-    }
+    validateOptions(options)
+    this.context = contextFor(options)
+    // Build (and so validate) the rustls configuration now, synchronously.
+    if (this.isServer) this.context.serverContext()
+    else this.context.clientContext()
     this.setRef(true)
     const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
     if (timeout > 0) {
@@ -154,9 +153,6 @@ export class KtlsSocket extends Duplex {
       return binding.rawConnection(fd, this.reactor!, this.token)
     }
     const mode = this.options.ktls ?? 'auto'
-    if (!['auto', 'require', 'off'].includes(mode)) {
-      throw new KtlsError('ERR_INVALID_ARG_VALUE', `ktls must be 'auto', 'require' or 'off'`)
-    }
     if (this.isServer) {
       return binding.acceptServer(this.context.serverContext(), fd, mode, this.reactor!, this.token)
     }
@@ -206,7 +202,10 @@ export class KtlsSocket extends Duplex {
     }
     if (this.pending) this.writeLoop()
     if (this.finalCallback && !this.pending) this.finish()
+    // Like net.Socket: start reading into the buffer (up to highWaterMark)
+    // even before a consumer attaches, so EOF and alerts are noticed.
     if (this.reading) this.readLoop()
+    else this.read(0)
   }
 
   /** Node's order: chain first, then checkServerIdentity; reject only if asked. */
@@ -232,7 +231,7 @@ export class KtlsSocket extends Duplex {
   private refineChainError(code: string): string {
     if (code !== 'UNKNOWN_ISSUER') return code
     const chain = this.info!.peerCertificates.map((der) => new X509Certificate(der))
-    const selfSigned = (c: X509Certificate) => c.checkIssued(c)
+    const selfSigned = (c: X509Certificate) => c.subject === c.issuer && c.verify(c.publicKey)
     if (chain.length === 1 && selfSigned(chain[0])) return 'DEPTH_ZERO_SELF_SIGNED_CERT'
     if (chain.length > 1 && selfSigned(chain[chain.length - 1])) return 'SELF_SIGNED_CERT_IN_CHAIN'
     return chain.length === 1 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT'
@@ -311,6 +310,7 @@ export class KtlsSocket extends Duplex {
       if (n === 0) {
         this.reading = false
         this.push(null)
+        this.read(0) // as net.Socket: lets 'end' fire when nothing is buffered
         return
       }
       this.bytesRead += n

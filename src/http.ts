@@ -1,0 +1,226 @@
+// HTTPS on ktls sockets with Node's own HTTP machinery: a server that is an
+// http.Server fed with KtlsSockets (as https.Server feeds it TLSSockets), an
+// https.Agent whose connections are ktls connects, and a connector for undici.
+import * as http from 'node:http'
+import * as https from 'node:https'
+import * as net from 'node:net'
+import type { Duplex } from 'node:stream'
+import { KtlsSocket } from './socket'
+import { connect, type ConnectOptions } from './connect'
+import { contextFor, type SecureContext } from './context'
+import type { ServerOptions } from './server'
+
+export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}
+
+type ConnectionListener = (this: http.Server, socket: Duplex) => void
+
+/** net.Server's connection count; kept right so close() waits for ktls sockets. */
+interface ConnectionCount {
+  _connections: number
+  _emitCloseIfDrained(): void
+}
+
+/**
+ * https.Server's twin. 'connection' sees the TCP socket, 'secureConnection'
+ * the KtlsSocket whose requests Node's HTTP parser then reads; listen, close,
+ * closeIdleConnections, timeouts and 'request' are http.Server's own.
+ */
+export class HttpsServer extends http.Server {
+  private readonly tlsOptions: HttpsServerOptions
+  private secureContext: SecureContext
+  private readonly httpConnection: ConnectionListener
+
+  constructor(options: HttpsServerOptions = {}, requestListener?: http.RequestListener) {
+    super(options, requestListener)
+    this.tlsOptions = options
+    this.secureContext = httpContext(options)
+    // http.Server reads requests from whatever its 'connection' listener gets:
+    // it gets the KtlsSocket after the handshake instead of the TCP socket.
+    this.httpConnection = this.listeners('connection')[0] as ConnectionListener
+    this.removeListener('connection', this.httpConnection)
+    // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
+    ;(this as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true
+    this.on('connection', (raw: net.Socket) => this.upgrade(raw))
+    // As https.Server: handshake failures are client errors too.
+    this.on('tlsClientError', (err: Error, socket: KtlsSocket) => {
+      if (!this.emit('clientError', err, socket)) socket.destroy()
+    })
+  }
+
+  /** Replaces the context for new connections, as tls.Server#setSecureContext. */
+  setSecureContext(options: HttpsServerOptions): void {
+    this.secureContext = httpContext(options)
+  }
+
+  private upgrade(raw: net.Socket): void {
+    if (raw.destroyed) return
+    const socket = new KtlsSocket(raw, {
+      ...this.tlsOptions,
+      secureContext: this.secureContext,
+      isServer: true,
+      server: this,
+    })
+    if ((raw as unknown as { _server?: unknown })._server === this) this.countUntilClosed(socket)
+    socket.once('secure', () => {
+      this.httpConnection.call(this, socket)
+      this.emit('secureConnection', socket)
+    })
+  }
+
+  /**
+   * The TCP socket this server accepted is gone once ktls owns its descriptor;
+   * the KtlsSocket takes its place in the count, so 'close' waits for it.
+   */
+  private countUntilClosed(socket: KtlsSocket): void {
+    const count = this as unknown as ConnectionCount
+    count._connections++
+    socket.once('close', () => {
+      count._connections--
+      count._emitCloseIfDrained()
+    })
+  }
+}
+
+/** Offers HTTP/1.1 by ALPN unless told otherwise, as https.createServer does. */
+function httpContext(options: HttpsServerOptions): SecureContext {
+  return contextFor({ ALPNProtocols: ['http/1.1'], ...options })
+}
+
+export function createHttpsServer(requestListener?: http.RequestListener): HttpsServer
+export function createHttpsServer(options: HttpsServerOptions, requestListener?: http.RequestListener): HttpsServer
+export function createHttpsServer(
+  options?: HttpsServerOptions | http.RequestListener,
+  requestListener?: http.RequestListener,
+): HttpsServer {
+  if (typeof options === 'function') return new HttpsServer({}, options)
+  return new HttpsServer(options ?? {}, requestListener)
+}
+
+export type AgentOptions = https.AgentOptions & Pick<ConnectOptions, 'ktls' | 'secureContext' | 'handshakeTimeout'>
+
+/**
+ * An https.Agent whose sockets are KtlsSockets: https.request, https.get and
+ * anything taking an `agent` keep their pooling and keep-alive.
+ */
+export class Agent extends https.Agent {
+  constructor(options?: AgentOptions) {
+    super(options)
+  }
+
+  override createConnection(options: https.RequestOptions & AgentOptions): KtlsSocket {
+    const socket = connect(connectOptions(options))
+    if (options.noDelay !== false) socket.setNoDelay(true)
+    if (options.keepAlive) socket.setKeepAlive(true, options.keepAliveInitialDelay)
+    return socket
+  }
+}
+
+/**
+ * The request's options minus HTTP's own: `path` is the request path here
+ * (null when unset), not a socket path; `socketPath` is the socket path.
+ */
+function connectOptions(o: https.RequestOptions & AgentOptions): ConnectOptions {
+  const out: ConnectOptions = {
+    host: o.host ?? o.hostname ?? 'localhost',
+    port: Number(o.port ?? 443),
+    servername: o.servername,
+    ...tlsOptions(o),
+  }
+  if (o.socketPath) out.path = o.socketPath
+  if (o.family) out.family = o.family
+  if (o.localAddress) out.localAddress = o.localAddress
+  if (o.timeout) out.timeout = o.timeout
+  return out
+}
+
+const TLS_OPTION_NAMES = [
+  'ca',
+  'cert',
+  'key',
+  'ALPNProtocols',
+  'minVersion',
+  'maxVersion',
+  'ciphers',
+  'rejectUnauthorized',
+  'checkServerIdentity',
+  'secureContext',
+  'ktls',
+  'handshakeTimeout',
+] as const
+
+function tlsOptions(o: object): Partial<ConnectOptions> {
+  const out: Record<string, unknown> = {}
+  for (const name of TLS_OPTION_NAMES) {
+    const value = (o as Record<string, unknown>)[name]
+    if (value !== undefined && value !== null) out[name] = value
+  }
+  return out as Partial<ConnectOptions>
+}
+
+/** What undici passes to a `connect` function (undici's buildConnector.Options). */
+export interface UndiciConnectParams {
+  hostname: string
+  host?: string
+  protocol: string
+  port: string | number
+  servername?: string | null
+  localAddress?: string | null
+  httpSocket?: net.Socket
+}
+
+export type UndiciConnectCallback = (err: Error | null, socket: Duplex | null) => void
+
+export interface UndiciConnectorOptions extends Omit<ConnectOptions, 'host' | 'port' | 'path' | 'socket'> {
+  /** Milliseconds until connect plus handshake give up (undici's default: 10 s). */
+  timeout?: number
+  /** TCP keep-alive on the connection, as undici's own connector (default true, 60 s). */
+  keepAlive?: boolean
+  keepAliveInitialDelay?: number
+}
+
+/**
+ * A `connect` for `new undici.Agent({ connect })`: https origins get a
+ * KtlsSocket, handed over after 'secureConnect'; http origins a net.Socket.
+ */
+export function undiciConnector(options: UndiciConnectorOptions = {}) {
+  const { timeout = 10_000, keepAlive = true, keepAliveInitialDelay = 60_000, ...tls } = options
+  return function connectForUndici(params: UndiciConnectParams, callback: UndiciConnectCallback): Duplex {
+    const secure = params.protocol === 'https:'
+    const port = Number(params.port) || (secure ? 443 : 80)
+    const socket: net.Socket | KtlsSocket = secure
+      ? connect({
+          ALPNProtocols: ['http/1.1'],
+          ...tls,
+          host: params.hostname,
+          port,
+          servername: params.servername || tls.servername || undefined,
+          localAddress: params.localAddress ?? undefined,
+          socket: params.httpSocket,
+        })
+      : net.connect({ host: params.hostname, port, localAddress: params.localAddress ?? undefined })
+    socket.setNoDelay(true)
+    if (keepAlive) socket.setKeepAlive(true, keepAliveInitialDelay)
+    settleOnce(socket, secure ? 'secureConnect' : 'connect', timeout, callback)
+    return socket
+  }
+}
+
+function settleOnce(socket: net.Socket | KtlsSocket, ready: string, timeout: number, callback: UndiciConnectCallback): void {
+  let pending: UndiciConnectCallback | undefined = callback
+  const timer = timeout > 0 ? setTimeout(() => socket.destroy(connectTimeout(timeout)), timeout) : undefined
+  timer?.unref()
+  const settle = (err: Error | null) => {
+    clearTimeout(timer)
+    const cb = pending
+    pending = undefined
+    cb?.(err, err ? null : socket)
+  }
+  socket.once(ready, () => settle(null))
+  // Stays on, as in undici's own connector: a late error is undici's to see.
+  socket.on('error', settle)
+}
+
+/** undici's own code for this, so its retry logic recognises it. */
+function connectTimeout(ms: number): Error {
+  return Object.assign(new Error(`Connect Timeout Error (timeout: ${ms}ms)`), { code: 'UND_ERR_CONNECT_TIMEOUT' })
+}

@@ -1,0 +1,45 @@
+// The capability report `ktls probe` prints (and `ktls serve` before serving).
+import type { Capabilities } from './index'
+
+const SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const
+
+/** The kernel module behind each suite's kernel crypto, for the advice. */
+const SUITE_MODULES: Record<(typeof SUITES)[number], string> = {
+  TLS_AES_128_GCM_SHA256: 'gcm',
+  TLS_AES_256_GCM_SHA384: 'gcm',
+  TLS_CHACHA20_POLY1305_SHA256: 'chacha20poly1305',
+}
+
+export function probeReport(caps: Capabilities): string {
+  const lines = [
+    `kernel            ${caps.kernel}`,
+    `TCP_ULP "tls"     ${caps.ulp ? 'available' : `not available: ${caps.reason ?? 'unknown reason'}`}`,
+  ]
+  if (caps.ulp) {
+    lines.push('kernel ciphers    (TLS 1.3 names; TLS 1.2 uses the same AEADs)')
+    for (const suite of SUITES) lines.push(`  ${suite.padEnd(30)}${caps.ciphers[suite] ? 'offloaded' : 'not offloaded'}`)
+    lines.push(`key update        ${caps.rekey ? 'supported (rekey in place)' : 'not supported (Linux 6.14+): a peer KeyUpdate ends an offloaded connection'}`)
+    lines.push(`rx no-padding     ${caps.rxExpectNoPad ? 'available' : 'not available'}`)
+  }
+  lines.push(...advice(caps))
+  return lines.join('\n')
+}
+
+function advice(caps: Capabilities): string[] {
+  if (!caps.ulp) {
+    return [
+      '',
+      'Without kernel TLS every connection still works: rustls encrypts in userspace.',
+      'To offload: `sudo modprobe tls` (Ubuntu ships it in linux-modules-extra-$(uname -r)),',
+      'or use a kernel built with CONFIG_TLS=y or =m; then run `ktls probe` again.',
+    ]
+  }
+  const missing = SUITES.filter((s) => !caps.ciphers[s])
+  if (missing.length === 0) return []
+  const modules = [...new Set(missing.map((s) => SUITE_MODULES[s]))].join(' ')
+  return [
+    '',
+    `Connections that negotiate ${missing.join(', ')} stay in userspace.`,
+    `Loading the kernel crypto may help: \`sudo modprobe ${modules}\`.`,
+  ]
+}
