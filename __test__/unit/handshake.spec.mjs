@@ -1,0 +1,193 @@
+// Handshake features on the userspace path: ALPN, SNI, certificates, cipher
+// and protocol reporting, TLS 1.2, and fatal alerts from the peer.
+import test from 'ava'
+import { X509Certificate } from 'node:crypto'
+import { getCerts } from '../helpers/certs.mjs'
+import {
+  startNodeServer,
+  startKtlsServer,
+  ktlsConnect,
+  ktlsConnectError,
+  nodeConnect,
+  exchange,
+  endAndClose,
+} from '../helpers/tls.mjs'
+import { onceEvent } from '../helpers/stream.mjs'
+import { cleanupAll, track } from '../helpers/cleanup.mjs'
+
+test.after.always(cleanupAll)
+
+const certs = getCerts()
+
+async function withNodeServer(opts, fn) {
+  const srv = await startNodeServer(opts)
+  try {
+    return await fn(srv, () => srv.nextPeer())
+  } finally {
+    await srv.close()
+  }
+}
+
+test('client and node:tls server agree on the first server-preferred ALPN protocol', async (t) => {
+  await withNodeServer({ ALPNProtocols: ['http/1.1'] }, async (srv, peerSocket) => {
+    const c = await ktlsConnect({ port: srv.port, ALPNProtocols: ['h2', 'http/1.1'] })
+    t.is(c.alpnProtocol, 'http/1.1')
+    t.is((await peerSocket()).alpnProtocol, 'http/1.1')
+    await endAndClose(c)
+  })
+})
+
+test('client accepts ALPNProtocols given as Buffers', async (t) => {
+  await withNodeServer({ ALPNProtocols: ['h2'] }, async (srv) => {
+    const c = await ktlsConnect({ port: srv.port, ALPNProtocols: [Buffer.from('h2')] })
+    t.is(c.alpnProtocol, 'h2')
+    await endAndClose(c)
+  })
+})
+
+test('server selects its preferred ALPN protocol among those a node:tls client offers', async (t) => {
+  const srv = await startKtlsServer({ ALPNProtocols: ['h2', 'http/1.1'] })
+  const client = await nodeConnect({ port: srv.port, ALPNProtocols: ['http/1.1', 'h2'] })
+  const s = await srv.nextSocket()
+  t.is(s.alpnProtocol, 'h2')
+  t.is(client.alpnProtocol, 'h2')
+  s.resume() // read the close_notify so the server side ends too
+  await endAndClose(client)
+  await srv.close()
+})
+
+test('alpnProtocol is false when no protocol was negotiated', async (t) => {
+  await withNodeServer({}, async (srv) => {
+    const c = await ktlsConnect({ port: srv.port })
+    t.is(c.alpnProtocol, false)
+    await endAndClose(c)
+  })
+})
+
+test('client fails with ERR_TLS_ALERT_NO_APPLICATION_PROTOCOL when the server shares no ALPN protocol', async (t) => {
+  await withNodeServer({ ALPNProtocols: ['h2'] }, async (srv) => {
+    const { err, secure } = await ktlsConnectError({ port: srv.port, ALPNProtocols: ['http/1.1'] })
+    t.is(err.code, 'ERR_TLS_ALERT_NO_APPLICATION_PROTOCOL')
+    t.false(secure)
+  })
+})
+
+test('server refuses a client with no common ALPN protocol with a no_application_protocol alert', async (t) => {
+  const srv = await startKtlsServer({ ALPNProtocols: ['h2'] })
+  const { connect } = await import('node:tls')
+  const client = track(connect({ host: '127.0.0.1', port: srv.port, servername: 'localhost', ca: certs.ca.cert, ALPNProtocols: ['http/1.1'] }))
+  const err = await onceEvent(client, 'error', { timeout: 30000 })
+  t.is(err.code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL')
+  const { err: serverErr } = await srv.nextClientError()
+  t.is(serverErr.code, 'ERR_KTLS_HANDSHAKE')
+  await srv.close()
+})
+
+test('client sends servername as SNI', async (t) => {
+  await withNodeServer({}, async (srv, peerSocket) => {
+    const c = await ktlsConnect({ port: srv.port, servername: 'localhost' })
+    t.is((await peerSocket()).servername, 'localhost')
+    t.is(c.servername, 'localhost')
+    await endAndClose(c)
+  })
+})
+
+test('server exposes the SNI name sent by a node:tls client', async (t) => {
+  const srv = await startKtlsServer()
+  const client = await nodeConnect({ port: srv.port, servername: 'sni-check.test', rejectUnauthorized: false })
+  const s = await srv.nextSocket()
+  t.is(s.servername, 'sni-check.test')
+  s.resume()
+  await endAndClose(client)
+  await srv.close()
+})
+
+test('getPeerCertificate() describes the server certificate like node:tls does', async (t) => {
+  await withNodeServer({}, async (srv) => {
+    const c = await ktlsConnect({ port: srv.port })
+    const reference = await nodeConnect({ port: srv.port })
+    const x = new X509Certificate(certs.server.cert)
+    const pc = c.getPeerCertificate()
+    const ref = reference.getPeerCertificate()
+    t.deepEqual({ ...pc.subject }, { ...ref.subject })
+    t.deepEqual({ ...pc.issuer }, { ...ref.issuer })
+    t.is(pc.subject.CN, 'localhost')
+    t.is(pc.issuer.CN, 'ktls-test-ca')
+    t.is(pc.subjectaltname, x.subjectAltName)
+    t.is(pc.subjectaltname, ref.subjectaltname)
+    t.is(pc.valid_from, x.validFrom)
+    t.is(pc.valid_to, x.validTo)
+    t.is(pc.fingerprint256, x.fingerprint256)
+    t.true(Buffer.isBuffer(pc.raw))
+    t.true(pc.raw.equals(x.raw))
+    await endAndClose(c)
+    await endAndClose(reference)
+  })
+})
+
+test('getCipher() and getProtocol() report the negotiated TLS 1.3 suite', async (t) => {
+  await withNodeServer({}, async (srv) => {
+    const c = await ktlsConnect({ port: srv.port, ciphers: 'TLS_CHACHA20_POLY1305_SHA256' })
+    t.deepEqual(
+      { ...c.getCipher() },
+      { name: 'TLS_CHACHA20_POLY1305_SHA256', standardName: 'TLS_CHACHA20_POLY1305_SHA256', version: 'TLSv1.3' },
+    )
+    t.is(c.getProtocol(), 'TLSv1.3')
+    await endAndClose(c)
+  })
+})
+
+test('client negotiates TLS 1.2 when maxVersion is TLSv1.2', async (t) => {
+  await withNodeServer({}, async (srv, peerSocket) => {
+    const c = await ktlsConnect({ port: srv.port, maxVersion: 'TLSv1.2' })
+    t.is(c.getProtocol(), 'TLSv1.2')
+    t.is(c.getCipher().version, 'TLSv1.2')
+    t.regex(c.getCipher().standardName, /^TLS_ECDHE_ECDSA_WITH_/)
+    const peer = await peerSocket()
+    t.is(peer.getProtocol(), 'TLSv1.2')
+    const r = await exchange(c, peer, 256 * 1024)
+    t.is(r.bGot.sha256, r.aSent.sha256)
+    t.is(r.aGot.sha256, r.bSent.sha256)
+    await endAndClose(c)
+  })
+})
+
+test('client fails with ERR_TLS_ALERT_PROTOCOL_VERSION against a TLS 1.2-only server when minVersion is TLSv1.3', async (t) => {
+  await withNodeServer({ maxVersion: 'TLSv1.2' }, async (srv) => {
+    const { err, secure } = await ktlsConnectError({ port: srv.port, minVersion: 'TLSv1.3' })
+    t.is(err.code, 'ERR_TLS_ALERT_PROTOCOL_VERSION')
+    t.false(secure)
+  })
+})
+
+test('client fails with ERR_TLS_ALERT_HANDSHAKE_FAILURE when no cipher suite is shared', async (t) => {
+  await withNodeServer({ minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' }, async (srv) => {
+    const { err, secure } = await ktlsConnectError({ port: srv.port, ciphers: 'TLS_CHACHA20_POLY1305_SHA256' })
+    t.is(err.code, 'ERR_TLS_ALERT_HANDSHAKE_FAILURE')
+    t.false(secure)
+  })
+})
+
+test('server with an RSA-2048 certificate serves a node:tls client', async (t) => {
+  const srv = await startKtlsServer({ key: certs.rsa.key, cert: certs.rsa.cert })
+  const client = await nodeConnect({ port: srv.port })
+  const s = await srv.nextSocket()
+  t.true(client.authorized)
+  const pc = client.getPeerCertificate()
+  t.is(pc.fingerprint256, new X509Certificate(certs.rsa.cert).fingerprint256)
+  t.is(pc.bits, 2048)
+  const r = await exchange(client, s, 256 * 1024)
+  t.is(r.bGot.sha256, r.aSent.sha256)
+  t.is(r.aGot.sha256, r.bSent.sha256)
+  await endAndClose(client)
+  await srv.close()
+})
+
+test('client verifies an RSA-2048 server certificate', async (t) => {
+  await withNodeServer({ key: certs.rsa.key, cert: certs.rsa.cert }, async (srv) => {
+    const c = await ktlsConnect({ port: srv.port })
+    t.true(c.authorized)
+    t.is(c.getPeerCertificate().fingerprint256, new X509Certificate(certs.rsa.cert).fingerprint256)
+    await endAndClose(c)
+  })
+})

@@ -1,0 +1,322 @@
+// Connection lifecycle on the userspace path: half-close, close_notify vs
+// destroy, timeouts, socket properties, upgrade paths, fd hygiene.
+import test from 'ava'
+import net from 'node:net'
+import tls from 'node:tls'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ktls } from '../helpers/ktls.mjs'
+import { getCerts } from '../helpers/certs.mjs'
+import { countFds, settleFds, listFds } from '../helpers/fds.mjs'
+import { startOpensslServer, waitForOutput, closeServer } from '../helpers/peers.mjs'
+import {
+  KiB,
+  MiB,
+  delay,
+  expectedSha256,
+  hashStream,
+  hashExactly,
+  onceEvent,
+  withTimeout,
+  writePayload,
+} from '../helpers/stream.mjs'
+import {
+  startNodeServer,
+  startKtlsServer,
+  startRawServer,
+  ktlsConnect,
+  nodeConnect,
+  collectErrors,
+  exchange,
+  closed,
+  endAndClose,
+} from '../helpers/tls.mjs'
+import { cleanupAll, track } from '../helpers/cleanup.mjs'
+
+test.after.always(cleanupAll)
+
+const certs = getCerts()
+const UP = { seed: 'half-close up' }
+const DOWN = { seed: 'half-close down' }
+
+test('client end() half-closes: the server sees end and can still send (allowHalfOpen)', async (t) => {
+  const srv = await startNodeServer({ allowHalfOpen: true })
+  const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
+  const peer = await srv.nextPeer()
+  const errors = collectErrors(c)
+  const peerGot = hashStream(peer) // resolves on 'end'
+  const clientGot = hashStream(c)
+  await writePayload(c, 64 * KiB, { ...UP, end: true })
+  const up = await peerGot
+  t.is(up.sha256, expectedSha256(64 * KiB, UP))
+  // Server writes only after it saw our end: the client must still be readable.
+  await writePayload(peer, 1 * MiB, { ...DOWN, end: true })
+  const down = await clientGot
+  t.is(down.bytes, 1 * MiB)
+  t.is(down.sha256, expectedSha256(1 * MiB, DOWN))
+  await closed(c)
+  t.deepEqual(errors, [])
+  await srv.close()
+})
+
+test('server end() half-closes: the client sees end and can still send (allowHalfOpen)', async (t) => {
+  const srv = await startKtlsServer({ allowHalfOpen: true })
+  const client = await nodeConnect({ port: srv.port, allowHalfOpen: true })
+  const s = await srv.nextSocket()
+  const errors = collectErrors(s)
+  const clientGot = hashStream(client)
+  const serverGot = hashStream(s)
+  await writePayload(s, 64 * KiB, { ...DOWN, end: true })
+  const down = await clientGot
+  t.is(down.sha256, expectedSha256(64 * KiB, DOWN))
+  await writePayload(client, 1 * MiB, { ...UP, end: true })
+  const up = await serverGot
+  t.is(up.bytes, 1 * MiB)
+  t.is(up.sha256, expectedSha256(1 * MiB, UP))
+  await closed(s)
+  t.deepEqual(errors, [])
+  await srv.close()
+})
+
+test('half-close works between client and server of this package', async (t) => {
+  const srv = await startKtlsServer({ allowHalfOpen: true })
+  const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
+  const s = await srv.nextSocket()
+  const errors = [c, s].map(collectErrors)
+  const serverGot = hashStream(s)
+  const clientGot = hashStream(c)
+  await writePayload(c, 64 * KiB, { ...UP, end: true })
+  t.is((await serverGot).sha256, expectedSha256(64 * KiB, UP))
+  await writePayload(s, 1 * MiB, { ...DOWN, end: true })
+  t.is((await clientGot).sha256, expectedSha256(1 * MiB, DOWN))
+  await Promise.all([closed(c), closed(s)])
+  t.deepEqual(errors, [[], []])
+  await srv.close()
+})
+
+test('without allowHalfOpen the client ends its side when the peer ends', async (t) => {
+  const srv = await startNodeServer({ allowHalfOpen: true })
+  const c = await ktlsConnect({ port: srv.port })
+  const peer = await srv.nextPeer()
+  const peerEnded = onceEvent(peer, 'end', { timeout: 10000 })
+  const clientEnded = onceEvent(c, 'end', { timeout: 10000 })
+  c.resume()
+  peer.resume()
+  peer.end()
+  await clientEnded
+  t.true(c.readableEnded)
+  await peerEnded // our automatic end() reached the peer
+  await closed(c)
+  await srv.close()
+})
+
+test('end() sends close_notify before closing', async (t) => {
+  const peer = await startOpensslServer({ cert: certs.server.certPath, key: certs.server.keyPath, quiet: false })
+  try {
+    let out = ''
+    peer.stdout.on('data', (d) => (out += d.toString('latin1')))
+    const c = await ktlsConnect({ port: peer.port })
+    await delay(50)
+    c.end()
+    await peer.exited
+    t.regex(out, /^DONE$/m, 'openssl reports DONE only after a close_notify')
+    t.notRegex(out, /^ERROR$/m)
+    await closed(c)
+  } finally {
+    await peer.kill()
+  }
+})
+
+test('destroy() closes without sending close_notify', async (t) => {
+  const peer = await startOpensslServer({ cert: certs.server.certPath, key: certs.server.keyPath, quiet: false })
+  try {
+    let out = ''
+    peer.stdout.on('data', (d) => (out += d.toString('latin1')))
+    const c = await ktlsConnect({ port: peer.port })
+    await delay(50)
+    c.destroy()
+    await peer.exited
+    t.notRegex(out, /^DONE$/m)
+    t.regex(out, /^ERROR$/m, 'openssl sees EOF without close_notify')
+    t.true(c.destroyed)
+  } finally {
+    await peer.kill()
+  }
+})
+
+test("receiving close_notify ends the readable side with 'end' before 'close'", async (t) => {
+  const srv = await startNodeServer({ allowHalfOpen: true })
+  const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
+  const peer = await srv.nextPeer()
+  const order = []
+  c.on('end', () => order.push('end'))
+  c.on('close', () => order.push('close'))
+  c.resume()
+  peer.end()
+  await onceEvent(c, 'end', { timeout: 10000 })
+  t.false(c.destroyed, 'allowHalfOpen keeps the writable side open')
+  const peerGot = hashStream(peer)
+  c.write('still writable')
+  c.end()
+  const got = await peerGot
+  t.is(got.bytes, 'still writable'.length)
+  await closed(c)
+  t.deepEqual(order, ['end', 'close'])
+  await srv.close()
+})
+
+test("setTimeout() emits 'timeout' on an idle connection without closing it", async (t) => {
+  const srv = await startNodeServer()
+  const c = await ktlsConnect({ port: srv.port })
+  const peer = await srv.nextPeer()
+  const t0 = Date.now()
+  t.is(c.setTimeout(150), c)
+  await onceEvent(c, 'timeout', { timeout: 5000 })
+  t.true(Date.now() - t0 >= 100)
+  t.false(c.destroyed)
+  c.setTimeout(0)
+  const r = await exchange(c, peer, 16 * KiB)
+  t.is(r.bGot.sha256, r.aSent.sha256)
+  await endAndClose(c)
+  await srv.close()
+})
+
+test('exposes addresses, encrypted and byte counters', async (t) => {
+  const srv = await startNodeServer()
+  const c = await ktlsConnect({ port: srv.port })
+  const peer = await srv.nextPeer()
+  t.true(c.encrypted)
+  t.is(c.remoteAddress, '127.0.0.1')
+  t.is(c.remotePort, srv.port)
+  t.is(c.localAddress, '127.0.0.1')
+  t.is(c.localPort, peer.remotePort)
+  const r = await exchange(c, peer, 1 * MiB)
+  t.is(r.bGot.sha256, r.aSent.sha256)
+  t.true(c.bytesWritten >= 1 * MiB, `bytesWritten ${c.bytesWritten}`)
+  t.true(c.bytesRead >= 1 * MiB, `bytesRead ${c.bytesRead}`)
+  await endAndClose(c)
+  await srv.close()
+})
+
+test('setNoDelay() and setKeepAlive() are chainable', async (t) => {
+  const srv = await startNodeServer()
+  const c = await ktlsConnect({ port: srv.port })
+  t.is(c.setNoDelay(true), c)
+  t.is(c.setKeepAlive(true, 1000), c)
+  await endAndClose(c)
+  await srv.close()
+})
+
+test('connect({ socket }) runs TLS over an already connected net.Socket', async (t) => {
+  const srv = await startNodeServer()
+  const raw = track(net.connect(srv.port, '127.0.0.1'))
+  await onceEvent(raw, 'connect')
+  const c = await ktlsConnect({ socket: raw, host: undefined, port: undefined })
+  const peer = await srv.nextPeer()
+  t.true(c.authorized)
+  const r = await exchange(c, peer, 256 * KiB)
+  t.is(r.bGot.sha256, r.aSent.sha256)
+  t.is(r.aGot.sha256, r.bSent.sha256)
+  await endAndClose(c)
+  await srv.close()
+})
+
+test('connect({ path }) speaks TLS over a unix socket in userspace', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ktls-unix-'))
+  const path = join(dir, 'tls.sock')
+  const peers = []
+  const server = tls.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => peers.push(s))
+  await new Promise((r) => server.listen(path, r))
+  try {
+    const c = await ktlsConnect({ path, host: undefined, port: undefined, ktls: 'auto' })
+    t.false(c.ktls.tx, 'TCP_ULP cannot apply to a unix socket')
+    t.false(c.ktls.rx)
+    t.is(typeof c.ktls.reason, 'string')
+    while (!peers.length) await delay(5)
+    const r = await exchange(c, peers[0], 256 * KiB)
+    t.is(r.bGot.sha256, r.aSent.sha256)
+    t.is(r.aGot.sha256, r.bSent.sha256)
+    await endAndClose(c)
+  } finally {
+    await closeServer(server)
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('upgrade() starts TLS on a socket that already exchanged plaintext (STARTTLS)', async (t) => {
+  let serverTls
+  const raw = await startRawServer((sock) => {
+    sock.write('220 ready\r\n')
+    sock.once('data', (d) => {
+      if (d.toString() !== 'STARTTLS\r\n') return sock.destroy()
+      sock.write('220 go ahead\r\n')
+      serverTls = new tls.TLSSocket(sock, { isServer: true, key: certs.server.key, cert: certs.server.cert })
+      serverTls.on('error', () => {})
+    })
+  })
+  const sock = track(net.connect(raw.port, '127.0.0.1'))
+  await onceEvent(sock, 'connect')
+  const line = async () => (await onceEvent(sock, 'data', { timeout: 10000 })).toString()
+  t.is(await line(), '220 ready\r\n')
+  sock.write('STARTTLS\r\n')
+  t.is(await line(), '220 go ahead\r\n')
+  sock.pause()
+  const c = await withTimeout(ktls.upgrade(sock, { servername: 'localhost', ca: certs.ca.cert }), 30000, 'upgrade()')
+  t.true(c.encrypted)
+  t.true(c.authorized)
+  t.truthy(serverTls)
+  const r = await exchange(c, serverTls, 256 * KiB)
+  t.is(r.bGot.sha256, r.aSent.sha256)
+  t.is(r.aGot.sha256, r.bSent.sha256)
+  await endAndClose(c)
+  await raw.close()
+})
+
+test("new KtlsSocket(socket, { isServer: true }) serves TLS on an accepted socket and emits 'secure'", async (t) => {
+  const secured = []
+  const raw = await startRawServer((sock) => {
+    const s = new ktls.KtlsSocket(sock, { isServer: true, key: certs.server.key, cert: certs.server.cert })
+    s.on('secure', () => secured.push(s))
+    s.on('error', () => {})
+  })
+  const client = await nodeConnect({ port: raw.port })
+  await withTimeout(
+    (async () => {
+      while (!secured.length) await delay(5)
+    })(),
+    30000,
+    "KtlsSocket 'secure'",
+  )
+  const s = secured[0]
+  t.true(s.encrypted)
+  t.true(s instanceof ktls.KtlsSocket)
+  const r = await exchange(client, s, 256 * KiB)
+  t.is(r.bGot.sha256, r.aSent.sha256)
+  t.is(r.aGot.sha256, r.bSent.sha256)
+  await endAndClose(client)
+  await raw.close()
+})
+
+test('closed connections release their file descriptors', async (t) => {
+  const srv = await startKtlsServer()
+  const once = async (how) => {
+    const c = await ktlsConnect({ port: srv.port })
+    const s = await srv.nextSocket()
+    s.on('error', () => {})
+    c.on('error', () => {})
+    const r = await exchange(c, s, 16 * KiB)
+    t.is(r.bGot.sha256, r.aSent.sha256)
+    const both = Promise.all([closed(c), closed(s)])
+    if (how === 'end') c.end()
+    else c.destroy()
+    await both
+  }
+  await once('end') // warm-up: lazily created native resources are not leaks
+  const baseline = countFds()
+  for (let i = 0; i < 10; i++) await once('end')
+  for (let i = 0; i < 10; i++) await once('destroy')
+  const after = await settleFds(baseline)
+  t.true(after <= baseline, `fds: baseline ${baseline}, after ${after}: ${JSON.stringify(listFds())}`)
+  await srv.close()
+})

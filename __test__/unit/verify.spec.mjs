@@ -1,0 +1,114 @@
+// Server certificate verification by the client (userspace path).
+import test from 'ava'
+import { getCerts } from '../helpers/certs.mjs'
+import { startNodeServer, ktlsConnect, ktlsConnectError, exchange, endAndClose } from '../helpers/tls.mjs'
+import { cleanupAll } from '../helpers/cleanup.mjs'
+
+test.after.always(cleanupAll)
+
+const certs = getCerts()
+
+async function withServer(entry, fn) {
+  const srv = await startNodeServer({ key: entry.key, cert: entry.cert })
+  try {
+    return await fn(srv.port, () => srv.nextPeer())
+  } finally {
+    await srv.close()
+  }
+}
+
+test('client trusts a server certificate issued by the configured ca', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const c = await ktlsConnect({ port })
+    t.true(c.authorized)
+    t.is(c.authorizationError, null)
+    await endAndClose(c)
+  })
+})
+
+test('client verifies the IP address SAN when no servername is given', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const c = await ktlsConnect({ port, servername: undefined })
+    t.true(c.authorized)
+    t.is(c.authorizationError, null)
+    await endAndClose(c)
+  })
+})
+
+test('client rejects a self-signed certificate with DEPTH_ZERO_SELF_SIGNED_CERT', async (t) => {
+  await withServer(certs.selfSigned, async (port) => {
+    const { err, secure } = await ktlsConnectError({ port })
+    t.is(err.code, 'DEPTH_ZERO_SELF_SIGNED_CERT')
+    t.false(secure)
+  })
+})
+
+test('client rejects a certificate for another host with ERR_TLS_CERT_ALTNAME_INVALID', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const { err, secure } = await ktlsConnectError({ port, servername: 'wrong-host.test' })
+    t.is(err.code, 'ERR_TLS_CERT_ALTNAME_INVALID')
+    t.false(secure)
+  })
+})
+
+test('client rejects a certificate from an unknown issuer with UNABLE_TO_VERIFY_LEAF_SIGNATURE', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const { err, secure } = await ktlsConnectError({ port, ca: undefined })
+    t.is(err.code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+    t.false(secure)
+  })
+})
+
+test('client rejects an expired certificate with CERT_HAS_EXPIRED', async (t) => {
+  await withServer(certs.expired, async (port) => {
+    const { err, secure } = await ktlsConnectError({ port })
+    t.is(err.code, 'CERT_HAS_EXPIRED')
+    t.false(secure)
+  })
+})
+
+test('rejectUnauthorized false connects to a self-signed server with authorized false', async (t) => {
+  await withServer(certs.selfSigned, async (port, peer) => {
+    const c = await ktlsConnect({ port, rejectUnauthorized: false })
+    t.false(c.authorized)
+    t.is(c.authorizationError, 'DEPTH_ZERO_SELF_SIGNED_CERT')
+    const r = await exchange(c, await peer(), 64 * 1024)
+    t.is(r.bGot.sha256, r.aSent.sha256)
+    t.is(r.aGot.sha256, r.bSent.sha256)
+    await endAndClose(c)
+  })
+})
+
+test('rejectUnauthorized false connects despite a host mismatch with authorized false', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const c = await ktlsConnect({ port, servername: 'wrong-host.test', rejectUnauthorized: false })
+    t.false(c.authorized)
+    t.is(c.authorizationError, 'ERR_TLS_CERT_ALTNAME_INVALID')
+    await endAndClose(c)
+  })
+})
+
+test('checkServerIdentity returning an error fails the connection with that error', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const calls = []
+    const { err, secure } = await ktlsConnectError({
+      port,
+      checkServerIdentity(host, cert) {
+        calls.push({ host, cn: cert.subject.CN })
+        return Object.assign(new Error('identity refused by test'), { code: 'ERR_TEST_IDENTITY' })
+      },
+    })
+    t.is(err.code, 'ERR_TEST_IDENTITY')
+    t.false(secure)
+    t.deepEqual(calls, [{ host: 'localhost', cn: 'localhost' }])
+  })
+})
+
+test('checkServerIdentity returning undefined replaces the default hostname check', async (t) => {
+  await withServer(certs.server, async (port) => {
+    const c = await ktlsConnect({ port, servername: 'wrong-host.test', checkServerIdentity: () => undefined })
+    t.true(c.authorized)
+    t.is(c.authorizationError, null)
+    await endAndClose(c)
+  })
+})
