@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream'
 import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
 import { contextFor, type SecureContext } from './context'
+import { validateOptions } from './options'
 import type { ServerOptions } from './server'
 
 export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}
@@ -32,6 +33,7 @@ export class HttpsServer extends http.Server {
 
   constructor(options: HttpsServerOptions = {}, requestListener?: http.RequestListener) {
     super(options, requestListener)
+    validateOptions(options)
     this.tlsOptions = options
     this.secureContext = httpContext(options)
     // http.Server reads requests from whatever its 'connection' listener gets:
@@ -81,9 +83,14 @@ export class HttpsServer extends http.Server {
   }
 }
 
-/** Offers HTTP/1.1 by ALPN unless told otherwise, as https.createServer does. */
+/**
+ * Offers HTTP/1.1 by ALPN unless told otherwise, as https.createServer does;
+ * built now, so a bad key or certificate throws here.
+ */
 function httpContext(options: HttpsServerOptions): SecureContext {
-  return contextFor({ ALPNProtocols: ['http/1.1'], ...options })
+  const context = contextFor({ ALPNProtocols: ['http/1.1'], ...options })
+  context.serverContext()
+  return context
 }
 
 export function createHttpsServer(requestListener?: http.RequestListener): HttpsServer
@@ -103,17 +110,34 @@ export type AgentOptions = https.AgentOptions & Pick<ConnectOptions, 'ktls' | 's
  * anything taking an `agent` keep their pooling and keep-alive.
  */
 export class Agent extends https.Agent {
+  /** One rustls client configuration per pool name (origin + TLS options). */
+  private readonly contexts = new Map<string, SecureContext>()
+
   constructor(options?: AgentOptions) {
     super(options)
   }
 
-  override createConnection(options: https.RequestOptions & AgentOptions): KtlsSocket {
-    const socket = connect(connectOptions(options))
+  override createConnection(options: https.RequestOptions & AgentOptions & { _agentKey?: string }): KtlsSocket {
+    const connectOpts = connectOptions(options)
+    connectOpts.secureContext ??= this.contextFor(options._agentKey, connectOpts)
+    const socket = connect(connectOpts)
     if (options.noDelay !== false) socket.setNoDelay(true)
     if (options.keepAlive) socket.setKeepAlive(true, options.keepAliveInitialDelay)
     return socket
   }
+
+  private contextFor(key: string | undefined, options: ConnectOptions): SecureContext {
+    let context = key === undefined ? undefined : this.contexts.get(key)
+    if (!context) {
+      context = contextFor(options)
+      if (key !== undefined) this.contexts.set(key, context)
+      if (this.contexts.size > MAX_CACHED_CONTEXTS) this.contexts.delete(this.contexts.keys().next().value!)
+    }
+    return context
+  }
 }
+
+const MAX_CACHED_CONTEXTS = 100
 
 /**
  * The request's options minus HTTP's own: `path` is the request path here
@@ -184,13 +208,17 @@ export interface UndiciConnectorOptions extends Omit<ConnectOptions, 'host' | 'p
  */
 export function undiciConnector(options: UndiciConnectorOptions = {}) {
   const { timeout = 10_000, keepAlive = true, keepAliveInitialDelay = 60_000, ...tls } = options
+  validateOptions(tls)
+  // One rustls configuration for every connection this connector makes.
+  const secureContext = contextFor({ ALPNProtocols: ['http/1.1'], ...tls })
+  secureContext.clientContext()
   return function connectForUndici(params: UndiciConnectParams, callback: UndiciConnectCallback): Duplex {
     const secure = params.protocol === 'https:'
     const port = Number(params.port) || (secure ? 443 : 80)
     const socket: net.Socket | KtlsSocket = secure
       ? connect({
-          ALPNProtocols: ['http/1.1'],
           ...tls,
+          secureContext,
           host: params.hostname,
           port,
           servername: params.servername || tls.servername || undefined,
