@@ -30,7 +30,7 @@ export function connect(...args: unknown[]): KtlsSocket {
 }
 
 function rawOptions(o: ConnectOptions): net.NetConnectOpts {
-  if (o.path !== undefined) return { path: o.path }
+  if (o.path != null) return { path: o.path } // https.Agent passes path: null
   return { host: o.host ?? 'localhost', port: o.port ?? 443, family: o.family, localAddress: o.localAddress }
 }
 

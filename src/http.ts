@@ -9,18 +9,13 @@ import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
 import { contextFor, type SecureContext } from './context'
 import { validateOptions } from './options'
-import type { ServerOptions } from './server'
+import { countUntilClosed, type ServerOptions } from './server'
 
 export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}
 
 type ConnectionListener = (this: http.Server, socket: Duplex) => void
 
 /** net.Server's connection count; kept right so close() waits for ktls sockets. */
-interface ConnectionCount {
-  _connections: number
-  _emitCloseIfDrained(): void
-}
-
 /**
  * https.Server's twin. 'connection' sees the TCP socket, 'secureConnection'
  * the KtlsSocket whose requests Node's HTTP parser then reads; listen, close,
@@ -62,23 +57,10 @@ export class HttpsServer extends http.Server {
       isServer: true,
       server: this,
     })
-    if ((raw as unknown as { _server?: unknown })._server === this) this.countUntilClosed(socket)
+    if ((raw as unknown as { _server?: unknown })._server === this) countUntilClosed(this, socket)
     socket.once('secure', () => {
       this.httpConnection.call(this, socket)
       this.emit('secureConnection', socket)
-    })
-  }
-
-  /**
-   * The TCP socket this server accepted is gone once ktls owns its descriptor;
-   * the KtlsSocket takes its place in the count, so 'close' waits for it.
-   */
-  private countUntilClosed(socket: KtlsSocket): void {
-    const count = this as unknown as ConnectionCount
-    count._connections++
-    socket.once('close', () => {
-      count._connections--
-      count._emitCloseIfDrained()
     })
   }
 }

@@ -36,8 +36,28 @@ export class Server extends net.Server {
       isServer: true,
       server: this,
     })
+    if ((raw as unknown as { _server?: unknown })._server === this) countUntilClosed(this, socket)
     socket.once('secure', () => this.emit('secureConnection', socket))
   }
+}
+
+interface ConnectionCount {
+  _connections: number
+  _emitCloseIfDrained(): void
+}
+
+/**
+ * The TCP socket a server accepted is gone once ktls owns its descriptor;
+ * the KtlsSocket takes its place in net.Server's count, so close() and
+ * getConnections() see it.
+ */
+export function countUntilClosed(server: net.Server, socket: KtlsSocket): void {
+  const count = server as unknown as ConnectionCount
+  count._connections++
+  socket.once('close', () => {
+    count._connections--
+    count._emitCloseIfDrained()
+  })
 }
 
 export function createServer(

@@ -70,6 +70,8 @@ export class KtlsSocket extends Duplex {
   localAddress?: string
   localPort?: number
   connecting = true
+  /** The idle timeout set by setTimeout() (read by https.Agent). */
+  timeout = 0
 
   private readonly options: KtlsSocketOptions
   private readonly isServer: boolean
@@ -145,6 +147,8 @@ export class KtlsSocket extends Duplex {
     }
     socket.destroy() // closes libuv's descriptor; ours is a duplicate
     this.connecting = false
+    // http's client waits for 'connect' before arming req.setTimeout().
+    if (!this.isServer) this.emit('connect')
     this.handshakeStep()
   }
 
@@ -239,7 +243,7 @@ export class KtlsSocket extends Duplex {
 
   private onHandshakeTimeout(): void {
     if (this.secure || this.destroyed) return
-    this.fail(new KtlsError('ERR_KTLS_HANDSHAKE_TIMEOUT', 'TLS handshake timeout'))
+    this.fail(new KtlsError('ERR_TLS_HANDSHAKE_TIMEOUT', 'TLS handshake timeout'))
   }
 
   /** Handshake failures of a server socket go to the server, as node:tls does. */
@@ -454,15 +458,27 @@ export class KtlsSocket extends Duplex {
     return this
   }
 
+  /** As net.Socket: 0 disables the idle timer and removes `callback`. */
   setTimeout(ms: number, callback?: () => void): this {
     clearTimeout(this.idleTimer)
     this.idleTimer = undefined
-    if (callback) this.once('timeout', callback)
+    this.timeout = ms
+    if (callback) {
+      if (ms > 0) this.once('timeout', callback)
+      else this.removeListener('timeout', callback)
+    }
     if (ms > 0) {
       this.idleTimer = setTimeout(() => this.emit('timeout'), ms)
       this.idleTimer.unref()
     }
     return this
+  }
+
+  /** As net.Socket: end, then destroy once everything was written. */
+  destroySoon(): void {
+    if (this.writable) this.end()
+    if (this.writableFinished) this.destroy()
+    else this.once('finish', () => this.destroy())
   }
 
   ref(): this {

@@ -3,7 +3,6 @@
 //
 //   const env = httpEnv('kernel' | 'native')
 //   env.test(title, fn)        serial; in the harness a kernelTest (fails without kTLS)
-//   env.knownBug(title, fn)    test.failing natively, pinning a core bug until it is fixed
 //   env.ms(n)                  a time budget, x10 inside the UML guest
 //   env.expectOffload(t, s)    s = socket.ktls: offloaded where the kernel can, else userspace with a reason
 //   startApp(env, opts)        the ktls HTTPS server with the test app (routes below)
@@ -43,12 +42,6 @@ export function httpEnv(kind) {
     kernel,
     caps,
     test: kernel ? kernelTest : (title, fn) => test.serial(title, fn),
-    /**
-     * A regression test for a known core bug, expected to fail until it is
-     * fixed (then ava reports it, and it becomes an env.test). Native only:
-     * these bugs do not depend on the kernel, and the harness allows no skips.
-     */
-    knownBug: kernel ? () => {} : (title, fn) => test.serial.failing(title, fn),
     ms: (n) => (kernel ? n * 10 : n),
     /** Suites this kernel offloads (all three natively are "tested in userspace"). */
     suites: kernel ? SUITES13.filter((s) => caps.ciphers[s]) : SUITES13,

@@ -206,9 +206,13 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(socket::send(fd.as_raw_fd(), buf, flags)?)
 }
 
-/// Half-closes the sending side (TCP FIN).
+/// Half-closes the sending side (TCP FIN). A peer that is already gone
+/// (`ENOTCONN`) leaves nothing to half-close, as libuv treats it.
 pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(socket::shutdown(fd.as_raw_fd(), Shutdown::Write)?)
+    match socket::shutdown(fd.as_raw_fd(), Shutdown::Write) {
+        Err(nix::errno::Errno::ENOTCONN) => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Whether `fd` is a TCP socket (kTLS exists only for TCP).
