@@ -80,6 +80,8 @@ export class KtlsSocket extends Duplex {
   private token = 0
   private reactor?: ReturnType<typeof register>['reactor']
   private secure = false
+  /** rustls seals records here, so ciphertext may wait in Rust for flush(). */
+  private userspaceRecords = false
   private info?: HandshakeInfo
   private wantRead = false
   private wantWrite = false
@@ -190,6 +192,7 @@ export class KtlsSocket extends Duplex {
     this.info = conn.info()
     const offload = conn.offload()
     this.ktls = { tx: offload.tx, rx: offload.rx, cipher: this.info.cipher }
+    this.userspaceRecords = !offload.tx && this.options.unencryptedBenchmarkOnly !== true
     if (offload.reason !== undefined) this.ktls.reason = offload.reason
     this.alpnProtocol = this.info.alpnProtocol ?? false
     this.servername = this.info.servername ?? false
@@ -372,7 +375,7 @@ export class KtlsSocket extends Duplex {
           job.offset = 0
         }
       }
-      if (!conn.flush()) return this.want(WRITABLE)
+      if (this.userspaceRecords && !conn.flush()) return this.want(WRITABLE)
     } catch (err) {
       this.pending = undefined
       return job.callback(fromNative(err))
