@@ -9,7 +9,7 @@ import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
 import { contextFor, type SecureContext } from './context'
 import { validateOptions } from './options'
-import { countUntilClosed, type ServerOptions } from './server'
+import { acceptSecure, type ServerOptions } from './server'
 
 export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}
 
@@ -50,15 +50,8 @@ export class HttpsServer extends http.Server {
   }
 
   private upgrade(raw: net.Socket): void {
-    if (raw.destroyed) return
-    const socket = new KtlsSocket(raw, {
-      ...this.tlsOptions,
-      secureContext: this.secureContext,
-      isServer: true,
-      server: this,
-    })
-    if ((raw as unknown as { _server?: unknown })._server === this) countUntilClosed(this, socket)
-    socket.once('secure', () => {
+    const socket = acceptSecure(this, raw, this.tlsOptions, this.secureContext)
+    socket?.once('secure', () => {
       this.httpConnection.call(this, socket)
       this.emit('secureConnection', socket)
     })

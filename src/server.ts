@@ -29,16 +29,26 @@ export class Server extends net.Server {
   }
 
   private upgrade(raw: net.Socket): void {
-    if (raw.destroyed) return
-    const socket = new KtlsSocket(raw, {
-      ...this.tlsOptions,
-      secureContext: this.secureContext,
-      isServer: true,
-      server: this,
-    })
-    if ((raw as unknown as { _server?: unknown })._server === this) countUntilClosed(this, socket)
-    socket.once('secure', () => this.emit('secureConnection', socket))
+    const socket = acceptSecure(this, raw, this.tlsOptions, this.secureContext)
+    socket?.once('secure', () => this.emit('secureConnection', socket))
   }
+}
+
+/**
+ * The server side of a connection `server` accepted: a KtlsSocket that
+ * reports handshake failures to `server` ('tlsClientError') and stands in
+ * for the TCP socket in the server's connection count.
+ */
+export function acceptSecure(
+  server: net.Server,
+  raw: net.Socket,
+  options: ServerOptions,
+  secureContext: SecureContext,
+): KtlsSocket | undefined {
+  if (raw.destroyed) return undefined
+  const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: true, server })
+  if ((raw as unknown as { _server?: unknown })._server === server) countUntilClosed(server, socket)
+  return socket
 }
 
 interface ConnectionCount {
@@ -51,7 +61,7 @@ interface ConnectionCount {
  * the KtlsSocket takes its place in net.Server's count, so close() and
  * getConnections() see it.
  */
-export function countUntilClosed(server: net.Server, socket: KtlsSocket): void {
+function countUntilClosed(server: net.Server, socket: KtlsSocket): void {
   const count = server as unknown as ConnectionCount
   count._connections++
   socket.once('close', () => {
