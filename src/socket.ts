@@ -520,6 +520,9 @@ export class KtlsSocket extends Duplex {
 
 /** Bytes a paused net.Socket had already read into its stream buffer. */
 function drainReadable(socket: net.Socket): Buffer {
+  // Nothing buffered (a server socket accepted paused): read() would only
+  // make libuv start and stop watching the descriptor.
+  if (socket.readableLength === 0) return Buffer.alloc(0)
   const chunks: Buffer[] = []
   let chunk: Buffer | null
   while ((chunk = socket.read()) !== null) chunks.push(chunk)
