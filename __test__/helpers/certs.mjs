@@ -49,6 +49,18 @@ function csr(dir, name, keyPath, cn) {
   return csrPath
 }
 
+/** `<name>.pem`: a self-signed certificate for keyPath (O=ktls tests, CN=cn) with `exts` as -addext. */
+function selfSign(dir, name, keyPath, { cn, days, exts }) {
+  const certPath = join(dir, `${name}.pem`)
+  ossl(dir, [
+    'req', '-x509', '-new', '-key', keyPath, '-sha256', '-days', String(days),
+    '-subj', `/O=ktls tests/CN=${cn}`,
+    ...exts.flatMap((ext) => ['-addext', ext]),
+    '-out', certPath,
+  ])
+  return certPath
+}
+
 function entry(keyPath, certPath) {
   return {
     keyPath,
@@ -70,14 +82,11 @@ function generate() {
 
   // CA
   const caKey = newKey(dir, 'ca', 'ec')
-  const caCert = join(dir, 'ca.pem')
-  ossl(dir, [
-    'req', '-x509', '-new', '-key', caKey, '-sha256', '-days', '3650',
-    '-subj', '/O=ktls tests/CN=ktls-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', caCert,
-  ])
+  const caCert = selfSign(dir, 'ca', caKey, {
+    cn: 'ktls-test-ca',
+    days: 3650,
+    exts: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+  })
 
   const signed = (name, type, cn) => {
     const keyPath = newKey(dir, name, type)
@@ -95,16 +104,16 @@ function generate() {
 
   // Self-signed leaf (not a CA): verification must report DEPTH_ZERO_SELF_SIGNED_CERT.
   const ssKey = newKey(dir, 'selfsigned', 'ec')
-  const ssCert = join(dir, 'selfsigned.pem')
-  ossl(dir, [
-    'req', '-x509', '-new', '-key', ssKey, '-sha256', '-days', '825',
-    '-subj', '/O=ktls tests/CN=localhost',
-    '-addext', 'basicConstraints=critical,CA:FALSE',
-    '-addext', 'keyUsage=critical,digitalSignature',
-    '-addext', 'extendedKeyUsage=serverAuth',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-out', ssCert,
-  ])
+  const ssCert = selfSign(dir, 'selfsigned', ssKey, {
+    cn: 'localhost',
+    days: 825,
+    exts: [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+  })
   const selfSigned = entry(ssKey, ssCert)
 
   // Expired leaf: `openssl ca` is the only 3.0 CLI path that takes explicit dates.

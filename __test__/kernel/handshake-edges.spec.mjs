@@ -1,25 +1,16 @@
 // Records that arrive around the moment keys move into the kernel: session
 // tickets and data right behind the handshake, data in the peer's Finished flight.
 import tls from 'node:tls'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { getCerts } from '../helpers/certs.mjs'
-import { startOpensslServer, startOpensslClient, closeServer } from '../helpers/peers.mjs'
+import { startOpensslServer, startOpensslClient } from '../helpers/peers.mjs'
 import { startProxy } from '../helpers/proxy.mjs'
-import { MiB, dataBuffer, delay, expectedSha256, hashExactly, hashStream, writePayload } from '../helpers/stream.mjs'
+import { MiB, dataBuffer, expectedSha256, hashExactly, hashStream, writePayload } from '../helpers/stream.mjs'
 import { kernelTest, statSnapshot, assertOffloaded, assertOffloadCount, assertOffloadReleased } from '../helpers/kernel.mjs'
-import {
-  startNodeServer,
-  startKtlsServer,
-  ktlsConnect,
-  collectErrors,
-  exchange,
-  closed,
-  endAndClose,
-} from '../helpers/tls.mjs'
+import { startNodeServer, startKtlsServer, ktlsConnect, collectErrors, exchange, closed, endAndClose } from '../helpers/tls.mjs'
 import test from 'ava'
 import { cleanupAll, track } from '../helpers/cleanup.mjs'
+import { tlsEnv } from '../helpers/suites/env.mjs'
+import { unixSocketSuite } from '../helpers/suites/lifecycle.mjs'
 
 test.after.always(cleanupAll)
 
@@ -137,26 +128,5 @@ kernelTest('client and server of this package both offload: tls_stat counts two 
   await srv.close()
 })
 
-kernelTest("ktls 'auto' stays in userspace with a reason on a unix socket", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ktls-unix-'))
-  const path = join(dir, 'tls.sock')
-  const peers = []
-  const server = tls.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => peers.push(s))
-  await new Promise((r) => server.listen(path, r))
-  try {
-    const before = statSnapshot()
-    const c = await ktlsConnect({ path, host: undefined, port: undefined, ktls: 'auto' })
-    t.false(c.ktls.tx)
-    t.false(c.ktls.rx)
-    t.is(typeof c.ktls.reason, 'string')
-    assertOffloadCount(t, before, 0)
-    while (!peers.length) await delay(5)
-    const r = await exchange(c, peers[0], 64 * 1024)
-    t.is(r.bGot.sha256, r.aSent.sha256)
-    t.is(r.aGot.sha256, r.bSent.sha256)
-    await endAndClose(c)
-  } finally {
-    await closeServer(server)
-    rmSync(dir, { recursive: true, force: true })
-  }
-})
+// Shared with the userspace suite (__test__/unit/lifecycle.spec.mjs).
+unixSocketSuite(tlsEnv('kernel'))

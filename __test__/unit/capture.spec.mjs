@@ -4,10 +4,11 @@ import test from 'ava'
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { startCapture, captureContains, countOccurrences, tcpdumpAvailable } from '../helpers/capture.mjs'
-import { MiB, expectedSha256, hashExactly, hashStream, onceEvent, writePayload } from '../helpers/stream.mjs'
+import { MiB, expectedSha256, hashStream, onceEvent, writePayload } from '../helpers/stream.mjs'
 import { listen, closeServer } from '../helpers/peers.mjs'
-import { startKtlsServer, ktlsConnect, closed, endAndClose } from '../helpers/tls.mjs'
 import { cleanupAll, track } from '../helpers/cleanup.mjs'
+import { tlsEnv } from '../helpers/suites/env.mjs'
+import { captureSuite } from '../helpers/suites/capture.mjs'
 
 test.after.always(cleanupAll)
 
@@ -33,28 +34,5 @@ test.serial('capture helper finds a marker sent in cleartext over plain TCP', as
   await closeServer(server)
 })
 
-test.serial('application data never appears in cleartext on the wire (userspace path)', async (t) => {
-  t.true(tcpdumpAvailable(), 'tcpdump is required (apt-get install -y tcpdump)')
-  const marker = Buffer.from(`SECRET-${randomBytes(8).toString('hex')}`)
-  const size = 2 * MiB
-  const UP = { seed: 'cap up', marker }
-  const DOWN = { seed: 'cap down', marker }
-  const srv = await startKtlsServer()
-  const cap = await startCapture({ port: srv.port })
-  const c = await ktlsConnect({ port: srv.port, servername: 'localhost' })
-  const s = await srv.nextSocket()
-  const gotS = hashExactly(s, size)
-  const gotC = hashExactly(c, size)
-  await Promise.all([writePayload(c, size, UP), writePayload(s, size, DOWN)])
-  t.is((await gotS).sha256, expectedSha256(size, UP))
-  t.is((await gotC).sha256, expectedSha256(size, DOWN))
-  await Promise.all([endAndClose(c), closed(s)])
-  const res = await cap.stop()
-  t.is(res.dropped, 0)
-  t.is(res.holes, 0, 'capture is complete')
-  t.true(res.payloadBytes >= 2 * size, `captured ${res.payloadBytes} payload bytes`)
-  t.true(captureContains(res, 'localhost'), 'control: the SNI in the ClientHello is visible in cleartext')
-  t.false(captureContains(res, marker), 'marker leaked in cleartext')
-  t.false(captureContains(res, marker.subarray(0, 12)), 'marker prefix leaked in cleartext')
-  await srv.close()
-})
+// Shared with the kernel harness (__test__/kernel/capture.spec.mjs).
+captureSuite(tlsEnv('unit'))

@@ -2,10 +2,8 @@
 // tampered records.
 import test from 'ava'
 import net from 'node:net'
-import tls from 'node:tls'
-import { getCerts } from '../helpers/certs.mjs'
 import { startProxy } from '../helpers/proxy.mjs'
-import { KiB, MiB, delay, expectedSha256, hashExactly, onceEvent, withTimeout, writePayload } from '../helpers/stream.mjs'
+import { KiB, delay, onceEvent } from '../helpers/stream.mjs'
 import {
   startNodeServer,
   startKtlsServer,
@@ -18,10 +16,14 @@ import {
   endAndClose,
 } from '../helpers/tls.mjs'
 import { cleanupAll, track } from '../helpers/cleanup.mjs'
+import { tlsEnv } from '../helpers/suites/env.mjs'
+import { faultsSuite } from '../helpers/suites/faults.mjs'
 
 test.after.always(cleanupAll)
 
-const certs = getCerts()
+// Tampered records, alerts and resets on an established connection: shared
+// with the kernel harness (__test__/kernel/faults.spec.mjs).
+faultsSuite(tlsEnv('unit'))
 
 function rawConnect(port) {
   const sock = track(net.connect(port, '127.0.0.1'))
@@ -139,24 +141,6 @@ test('handshakeTimeout does not fire after the handshake completed', async (t) =
   await srv.close()
 })
 
-test('client fails with ECONNRESET when the peer resets an established connection', async (t) => {
-  const srv = await startNodeServer()
-  const proxy = await startProxy({ targetPort: srv.port })
-  const c = await ktlsConnect({ port: proxy.port })
-  const peer = await srv.nextPeer()
-  const r = await exchange(c, peer, 64 * KiB)
-  t.is(r.aGot.sha256, r.bSent.sha256)
-  c.resume()
-  const errored = onceEvent(c, 'error', { timeout: 10000 })
-  const closing = closed(c)
-  proxy.resetClient()
-  const err = await errored
-  t.is(err.code, 'ECONNRESET')
-  await closing
-  await proxy.close()
-  await srv.close()
-})
-
 test('server socket fails with ECONNRESET when the client resets an established connection', async (t) => {
   const srv = await startKtlsServer()
   const proxy = await startProxy({ targetPort: srv.port })
@@ -171,65 +155,6 @@ test('server socket fails with ECONNRESET when the client resets an established 
   const err = await errored
   t.is(err.code, 'ECONNRESET')
   await closed(s)
-  await proxy.close()
-  await srv.close()
-})
-
-test('client rejects a tampered record with ERR_KTLS_BAD_RECORD and delivers no corrupted data', async (t) => {
-  const DOWN = { seed: 'tamper down' }
-  const srv = await startNodeServer({}, (s) => {
-    writePayload(s, 8 * MiB, DOWN).catch(() => {})
-  })
-  const proxy = await startProxy({ targetPort: srv.port })
-  const c = await ktlsConnect({ port: proxy.port })
-  let received = 0
-  let soFar
-  const hashing = hashExactly(c, 8 * MiB, { onBytes: (b, h) => ((received = b), (soFar = h)) })
-  while (received < 1 * MiB) await delay(5)
-  const c1 = proxy.corruptNextRecord('toClient')
-  const err = await withTimeout(hashing.then(() => null, (e) => e), 30000, 'client error')
-  await c1
-  t.truthy(err, 'the stream must not complete')
-  t.is(err?.code, 'ERR_KTLS_BAD_RECORD')
-  t.true(received < 8 * MiB)
-  t.is(soFar.copy().digest('hex'), expectedSha256(received, DOWN), 'bytes delivered before the error are an intact prefix')
-  await closed(c)
-  await proxy.close()
-  await srv.close()
-})
-
-test('client reports ERR_TLS_ALERT_BAD_RECORD_MAC when the peer rejects a tampered record', async (t) => {
-  const srv = await startNodeServer({}, (s) => s.resume())
-  const proxy = await startProxy({ targetPort: srv.port })
-  const c = await ktlsConnect({ port: proxy.port })
-  await srv.nextPeer() // the server has our Finished: the next record is application data
-  c.resume()
-  const errored = onceEvent(c, 'error', { timeout: 10000 })
-  const tampered = proxy.corruptNextRecord('toServer')
-  c.write('this record will be tampered with')
-  await tampered
-  const err = await errored
-  t.is(err.code, 'ERR_TLS_ALERT_BAD_RECORD_MAC')
-  await closed(c)
-  await proxy.close()
-  await srv.close()
-})
-
-test('server socket rejects a tampered record with ERR_KTLS_BAD_RECORD', async (t) => {
-  const srv = await startKtlsServer()
-  const proxy = await startProxy({ targetPort: srv.port })
-  const client = await nodeConnect({ port: proxy.port })
-  client.on('error', () => {})
-  const s = await srv.nextSocket()
-  s.resume()
-  const errored = onceEvent(s, 'error', { timeout: 10000 })
-  const tampered = proxy.corruptNextRecord('toServer')
-  client.write('this record will be tampered with')
-  await tampered
-  const err = await errored
-  t.is(err.code, 'ERR_KTLS_BAD_RECORD')
-  await closed(s)
-  client.destroy()
   await proxy.close()
   await srv.close()
 })

@@ -3,97 +3,24 @@
 import test from 'ava'
 import net from 'node:net'
 import tls from 'node:tls'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { ktls } from '../helpers/ktls.mjs'
 import { getCerts } from '../helpers/certs.mjs'
 import { countFds, settleFds, listFds } from '../helpers/fds.mjs'
-import { startOpensslServer, waitForOutput, closeServer } from '../helpers/peers.mjs'
-import {
-  KiB,
-  MiB,
-  delay,
-  expectedSha256,
-  hashStream,
-  hashExactly,
-  onceEvent,
-  withTimeout,
-  writePayload,
-} from '../helpers/stream.mjs'
-import {
-  startNodeServer,
-  startKtlsServer,
-  startRawServer,
-  ktlsConnect,
-  nodeConnect,
-  collectErrors,
-  exchange,
-  closed,
-  endAndClose,
-} from '../helpers/tls.mjs'
+import { KiB, MiB, delay, hashStream, onceEvent, withTimeout } from '../helpers/stream.mjs'
+import { startNodeServer, startKtlsServer, startRawServer, ktlsConnect, nodeConnect, exchange, closed, endAndClose } from '../helpers/tls.mjs'
 import { cleanupAll, track } from '../helpers/cleanup.mjs'
+import { tlsEnv } from '../helpers/suites/env.mjs'
+import { halfCloseSuite, closeNotifySuite, unixSocketSuite } from '../helpers/suites/lifecycle.mjs'
 
 test.after.always(cleanupAll)
 
 const certs = getCerts()
-const UP = { seed: 'half-close up' }
-const DOWN = { seed: 'half-close down' }
+const env = tlsEnv('unit')
 
-test('client end() half-closes: the server sees end and can still send (allowHalfOpen)', async (t) => {
-  const srv = await startNodeServer({ allowHalfOpen: true })
-  const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
-  const peer = await srv.nextPeer()
-  const errors = collectErrors(c)
-  const peerGot = hashStream(peer) // resolves on 'end'
-  const clientGot = hashStream(c)
-  await writePayload(c, 64 * KiB, { ...UP, end: true })
-  const up = await peerGot
-  t.is(up.sha256, expectedSha256(64 * KiB, UP))
-  // Server writes only after it saw our end: the client must still be readable.
-  await writePayload(peer, 1 * MiB, { ...DOWN, end: true })
-  const down = await clientGot
-  t.is(down.bytes, 1 * MiB)
-  t.is(down.sha256, expectedSha256(1 * MiB, DOWN))
-  await closed(c)
-  t.deepEqual(errors, [])
-  await srv.close()
-})
-
-test('server end() half-closes: the client sees end and can still send (allowHalfOpen)', async (t) => {
-  const srv = await startKtlsServer({ allowHalfOpen: true })
-  const client = await nodeConnect({ port: srv.port, allowHalfOpen: true })
-  const s = await srv.nextSocket()
-  const errors = collectErrors(s)
-  const clientGot = hashStream(client)
-  const serverGot = hashStream(s)
-  await writePayload(s, 64 * KiB, { ...DOWN, end: true })
-  const down = await clientGot
-  t.is(down.sha256, expectedSha256(64 * KiB, DOWN))
-  await writePayload(client, 1 * MiB, { ...UP, end: true })
-  const up = await serverGot
-  t.is(up.bytes, 1 * MiB)
-  t.is(up.sha256, expectedSha256(1 * MiB, UP))
-  await closed(s)
-  t.deepEqual(errors, [])
-  await srv.close()
-})
-
-test('half-close works between client and server of this package', async (t) => {
-  const srv = await startKtlsServer({ allowHalfOpen: true })
-  const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
-  const s = await srv.nextSocket()
-  const errors = [c, s].map(collectErrors)
-  const serverGot = hashStream(s)
-  const clientGot = hashStream(c)
-  await writePayload(c, 64 * KiB, { ...UP, end: true })
-  t.is((await serverGot).sha256, expectedSha256(64 * KiB, UP))
-  await writePayload(s, 1 * MiB, { ...DOWN, end: true })
-  t.is((await clientGot).sha256, expectedSha256(1 * MiB, DOWN))
-  await Promise.all([closed(c), closed(s)])
-  t.deepEqual(errors, [[], []])
-  await srv.close()
-})
+// Shared with the kernel harness (__test__/kernel/close.spec.mjs, handshake-edges.spec.mjs).
+halfCloseSuite(env)
+closeNotifySuite(env)
+unixSocketSuite(env)
 
 test('without allowHalfOpen the client ends its side when the peer ends', async (t) => {
   const srv = await startNodeServer({ allowHalfOpen: true })
@@ -109,40 +36,6 @@ test('without allowHalfOpen the client ends its side when the peer ends', async 
   await peerEnded // our automatic end() reached the peer
   await closed(c)
   await srv.close()
-})
-
-test('end() sends close_notify before closing', async (t) => {
-  const peer = await startOpensslServer({ cert: certs.server.certPath, key: certs.server.keyPath, quiet: false })
-  try {
-    let out = ''
-    peer.stdout.on('data', (d) => (out += d.toString('latin1')))
-    const c = await ktlsConnect({ port: peer.port })
-    await delay(50)
-    c.end()
-    await peer.exited
-    t.regex(out, /^DONE$/m, 'openssl reports DONE only after a close_notify')
-    t.notRegex(out, /^ERROR$/m)
-    await closed(c)
-  } finally {
-    await peer.kill()
-  }
-})
-
-test('destroy() closes without sending close_notify', async (t) => {
-  const peer = await startOpensslServer({ cert: certs.server.certPath, key: certs.server.keyPath, quiet: false })
-  try {
-    let out = ''
-    peer.stdout.on('data', (d) => (out += d.toString('latin1')))
-    const c = await ktlsConnect({ port: peer.port })
-    await delay(50)
-    c.destroy()
-    await peer.exited
-    t.notRegex(out, /^DONE$/m)
-    t.regex(out, /^ERROR$/m, 'openssl sees EOF without close_notify')
-    t.true(c.destroyed)
-  } finally {
-    await peer.kill()
-  }
 })
 
 test("receiving close_notify ends the readable side with 'end' before 'close'", async (t) => {
@@ -220,28 +113,6 @@ test('connect({ socket }) runs TLS over an already connected net.Socket', async 
   t.is(r.aGot.sha256, r.bSent.sha256)
   await endAndClose(c)
   await srv.close()
-})
-
-test('connect({ path }) speaks TLS over a unix socket in userspace', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ktls-unix-'))
-  const path = join(dir, 'tls.sock')
-  const peers = []
-  const server = tls.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => peers.push(s))
-  await new Promise((r) => server.listen(path, r))
-  try {
-    const c = await ktlsConnect({ path, host: undefined, port: undefined, ktls: 'auto' })
-    t.false(c.ktls.tx, 'TCP_ULP cannot apply to a unix socket')
-    t.false(c.ktls.rx)
-    t.is(typeof c.ktls.reason, 'string')
-    while (!peers.length) await delay(5)
-    const r = await exchange(c, peers[0], 256 * KiB)
-    t.is(r.bGot.sha256, r.aSent.sha256)
-    t.is(r.aGot.sha256, r.bSent.sha256)
-    await endAndClose(c)
-  } finally {
-    await closeServer(server)
-    rmSync(dir, { recursive: true, force: true })
-  }
 })
 
 test('upgrade() starts TLS on a socket that already exchanged plaintext (STARTTLS)', async (t) => {
