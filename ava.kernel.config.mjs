@@ -6,6 +6,8 @@ export default {
   files: ['__test__/kernel/**/*.spec.mjs'],
   serial: true,
   concurrency: 1,
-  timeout: '10m',
+  // Inactivity limit: the slowest test (200x20 HTTP load on 7.2) needs well under a minute;
+  // a hang should cost minutes, not the CI budget.
+  timeout: '3m',
   workerThreads: false,
 }
