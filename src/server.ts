@@ -18,7 +18,8 @@ export class Server extends net.Server {
     validateOptions(options)
     this.tlsOptions = options
     this.secureContext = contextFor(options)
-    this.secureContext.serverContext() // throws now on a bad key or cert
+    // Throws now on a bad key or cert (a benchmark-only raw server has none).
+    if (options.unencryptedBenchmarkOnly !== true) this.secureContext.serverContext()
     this.on('connection', (raw: net.Socket) => this.upgrade(raw))
     if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)
   }

@@ -100,7 +100,9 @@ export class KtlsSocket extends Duplex {
     validateOptions(options)
     this.context = contextFor(options)
     // Build (and so validate) the rustls configuration now, synchronously.
-    if (this.isServer) this.context.serverContext()
+    if (options.unencryptedBenchmarkOnly === true) {
+      // no TLS, no configuration
+    } else if (this.isServer) this.context.serverContext()
     else this.context.clientContext()
     this.setRef(true)
     const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT

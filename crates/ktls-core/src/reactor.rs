@@ -42,8 +42,15 @@ impl Reactor {
         Ok(Self { epoll })
     }
 
-    /// Asks for one report when `fd` becomes ready for `interest`.
-    pub fn arm(&self, fd: BorrowedFd<'_>, token: u32, interest: Interest) -> io::Result<()> {
+    /// Asks for one report when `fd` becomes ready for `interest`. The
+    /// first arm of a descriptor registers it; later ones re-arm it.
+    pub fn arm(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u32,
+        interest: Interest,
+        first: bool,
+    ) -> io::Result<()> {
         let flags = EpollFlags::EPOLLONESHOT
             | match interest {
                 Interest::Read => EpollFlags::EPOLLIN,
@@ -51,9 +58,10 @@ impl Reactor {
                 Interest::Both => EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT,
             };
         let mut event = EpollEvent::new(flags, u64::from(token));
-        match self.epoll.modify(fd, &mut event) {
-            Err(nix::errno::Errno::ENOENT) => Ok(self.epoll.add(fd, event)?),
-            other => Ok(other?),
+        if first {
+            Ok(self.epoll.add(fd, event)?)
+        } else {
+            Ok(self.epoll.modify(fd, &mut event)?)
         }
     }
 

@@ -35,6 +35,8 @@ pub struct Connection {
     session: Option<Session>,
     reactor: ktls_core::Reactor,
     token: u32,
+    /// The descriptor is in the reactor's epoll set.
+    registered: bool,
 }
 
 fn mode(name: &str) -> napi::Result<KtlsMode, String> {
@@ -107,6 +109,7 @@ impl Connection {
             session: Some(session),
             reactor: reactor.inner.clone(),
             token,
+            registered: false,
         }
     }
 
@@ -191,12 +194,14 @@ impl Connection {
             2 => Interest::Write,
             _ => Interest::Both,
         };
-        let token = self.token;
+        let (token, first) = (self.token, !self.registered);
         let reactor = self.reactor.clone();
         let session = self.session()?;
         reactor
-            .arm(session.fd(), token, interest)
-            .map_err(|e| to_js_error(e.into()))
+            .arm(session.fd(), token, interest, first)
+            .map_err(|e| to_js_error(e.into()))?;
+        self.registered = true;
+        Ok(())
     }
 
     #[napi]
