@@ -3,7 +3,7 @@
 //! call is non-blocking and reports what it is waiting for.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use rustls::client::UnbufferedClientConnection;
@@ -157,11 +157,6 @@ impl Session {
     /// The descriptor, for readiness polling.
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-
-    /// The descriptor number, for diagnostics.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 
     /// What the handshake negotiated.

@@ -2,7 +2,7 @@
 //! function is a thin wrapper; policy lives in the callers.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{self, sockopt, MsgFlags, Shutdown, SockaddrLike};
 
@@ -274,9 +274,4 @@ fn check_len(n: isize) -> io::Result<usize> {
     } else {
         Ok(n as usize)
     }
-}
-
-/// Borrows an owned descriptor (a shorthand used by the callers).
-pub fn fd_of(fd: &OwnedFd) -> BorrowedFd<'_> {
-    fd.as_fd()
 }
