@@ -4,7 +4,7 @@ import tls from 'node:tls'
 import { getCerts } from '../helpers/certs.mjs'
 import { startOpensslServer, startOpensslClient } from '../helpers/peers.mjs'
 import { startProxy } from '../helpers/proxy.mjs'
-import { MiB, dataBuffer, expectedSha256, hashExactly, hashStream, writePayload } from '../helpers/stream.mjs'
+import { MiB, dataBuffer, expectedSha256, hashExactly, hashStream, withTimeout, writePayload } from '../helpers/stream.mjs'
 import { kernelTest, statSnapshot, assertOffloaded, assertOffloadCount, assertOffloadReleased } from '../helpers/kernel.mjs'
 import { startNodeServer, startKtlsServer, ktlsConnect, collectErrors, exchange, closed, endAndClose } from '../helpers/tls.mjs'
 import test from 'ava'
@@ -46,12 +46,14 @@ kernelTest('offloaded client receives data openssl s_server sends right behind f
     const c = await ktlsConnect({ port: peer.port })
     const errors = collectErrors(c)
     assertOffloaded(t, c)
-    const got = await hashExactly(c, SIZE)
+    // Bounded, labelled waits: this test hung twice in ~10 harness runs, and
+    // the label says which side stalled (our reader, s_server's exit, our close).
+    const got = await withTimeout(hashExactly(c, SIZE), 60000, "our client reading the data")
     t.is(got.sha256, expectedSha256(SIZE, DOWN))
-    await sent
+    await withTimeout(sent, 60000, "writing s_server's stdin")
     const cClosed = closed(c)
     c.end()
-    t.is((await peer.exited).code, 0, peer.stderr())
+    t.is((await withTimeout(peer.exited, 60000, 's_server exit after close_notify')).code, 0, peer.stderr())
     await cClosed
     t.deepEqual(errors, [])
   } finally {
