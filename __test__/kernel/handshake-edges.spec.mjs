@@ -4,7 +4,7 @@ import tls from 'node:tls'
 import { getCerts } from '../helpers/certs.mjs'
 import { startOpensslServer, startOpensslClient } from '../helpers/peers.mjs'
 import { startProxy } from '../helpers/proxy.mjs'
-import { MiB, dataBuffer, expectedSha256, hashExactly, hashStream, withTimeout, writePayload } from '../helpers/stream.mjs'
+import { MiB, collect, dataBuffer, expectedSha256, hashExactly, hashStream, withTimeout, writePayload } from '../helpers/stream.mjs'
 import { kernelTest, statSnapshot, assertOffloaded, assertOffloadCount, assertOffloadReleased } from '../helpers/kernel.mjs'
 import { startNodeServer, startKtlsServer, ktlsConnect, collectErrors, exchange, closed, endAndClose } from '../helpers/tls.mjs'
 import test from 'ava'
@@ -18,6 +18,7 @@ const certs = getCerts()
 const SIZE = 1 * MiB
 const DOWN = { seed: 'right behind the handshake' }
 const UP = { seed: 'in the Finished flight' }
+const PING = 'client ping\n'
 
 kernelTest('offloaded client receives data a node:tls server writes immediately after the handshake (with session tickets)', async (t) => {
   // node:tls (OpenSSL) sends two NewSessionTickets after the client Finished;
@@ -43,18 +44,23 @@ kernelTest('offloaded client receives data openssl s_server sends right behind f
   try {
     // Data is already waiting on s_server's stdin when the handshake completes.
     const sent = writePayload(peer.stdin, SIZE, DOWN)
+    const echoed = collect(peer.stdout)
     const c = await ktlsConnect({ port: peer.port })
     const errors = collectErrors(c)
     assertOffloaded(t, c)
-    // Bounded, labelled waits: this test hung twice in ~10 harness runs, and
-    // the label says which side stalled (our reader, s_server's exit, our close).
-    const got = await withTimeout(hashExactly(c, SIZE), 60000, "our client reading the data")
+    // s_server must hear from us: when its first select() finds stdin and the
+    // ClientHello both readable, it writes one stdin chunk (completing the
+    // handshake inside SSL_write) and then blocks in SSL_read on its blocking
+    // socket until the client sends something.
+    c.write(PING)
+    const got = await withTimeout(hashExactly(c, SIZE), 60000, 'our client reading the data')
     t.is(got.sha256, expectedSha256(SIZE, DOWN))
     await withTimeout(sent, 60000, "writing s_server's stdin")
     const cClosed = closed(c)
     c.end()
     t.is((await withTimeout(peer.exited, 60000, 's_server exit after close_notify')).code, 0, peer.stderr())
     await cClosed
+    t.is((await echoed).toString(), PING)
     t.deepEqual(errors, [])
   } finally {
     await peer.kill()
