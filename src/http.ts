@@ -9,7 +9,8 @@ import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
 import { contextFor, type SecureContext } from './context'
 import { validateOptions } from './options'
-import { acceptSecure, type ServerOptions } from './server'
+import { acceptHandles, acceptSecure, type ServerOptions } from './server'
+import type { AcceptedHandle } from './socket'
 
 export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}
 
@@ -38,6 +39,7 @@ export class HttpsServer extends http.Server {
     // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
     ;(this as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true
     this.on('connection', (raw: net.Socket) => this.upgrade(raw))
+    acceptHandles(this, (handle) => this.upgrade(handle))
     // As https.Server: handshake failures are client errors too.
     this.on('tlsClientError', (err: Error, socket: KtlsSocket) => {
       if (!this.emit('clientError', err, socket)) socket.destroy()
@@ -49,7 +51,7 @@ export class HttpsServer extends http.Server {
     this.secureContext = httpContext(options)
   }
 
-  private upgrade(raw: net.Socket): void {
+  private upgrade(raw: net.Socket | AcceptedHandle): void {
     const socket = acceptSecure(this, raw, this.tlsOptions, this.secureContext)
     socket?.once('secure', () => {
       this.httpConnection.call(this, socket)

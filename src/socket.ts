@@ -48,6 +48,22 @@ const SMALL_READ = 16 * 1024
 let readBuffer = Buffer.allocUnsafe(READ_SIZE)
 const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
 
+/**
+ * A connection a server accepted, still as libuv's TCP handle (what
+ * net.Server passes to `onconnection`): ktls takes its descriptor without
+ * building a net.Socket around it.
+ */
+export interface AcceptedHandle {
+  readonly fd: number
+  getpeername(out: Partial<net.AddressInfo>): number
+  getsockname(out: Partial<net.AddressInfo>): number
+  close(): void
+}
+
+function isAcceptedHandle(source: net.Socket | AcceptedHandle): source is AcceptedHandle {
+  return !(source instanceof Duplex) && typeof (source as AcceptedHandle).getpeername === 'function'
+}
+
 interface PendingWrite {
   chunks: Buffer[]
   index: number
@@ -93,7 +109,7 @@ export class KtlsSocket extends Duplex {
   private referenced = false
   private peerCert?: tls.DetailedPeerCertificate
 
-  constructor(socket: net.Socket, options: KtlsSocketOptions = {}) {
+  constructor(socket: net.Socket | AcceptedHandle, options: KtlsSocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true })
     this.options = options
     this.isServer = options.isServer === true
@@ -110,7 +126,9 @@ export class KtlsSocket extends Duplex {
       this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
       this.handshakeTimer.unref()
     }
-    if (socket.connecting) {
+    if (isAcceptedHandle(socket)) {
+      process.nextTick(() => this.takeOverHandle(socket))
+    } else if (socket.connecting) {
       socket.once('connect', () => this.takeOver(socket))
       socket.once('error', (err) => this.fail(err))
     } else {
@@ -139,17 +157,36 @@ export class KtlsSocket extends Duplex {
     // it before the loop polls. The handle is closed below in this same tick.
     handle?.readStop?.()
     this.copyAddresses(socket)
+    this.adopt(fd, alreadyRead, () => socket.destroy())
+  }
+
+  private takeOverHandle(handle: AcceptedHandle): void {
+    if (this.destroyed) return handle.close()
+    const peer: Partial<net.AddressInfo> = {}
+    const local: Partial<net.AddressInfo> = {}
+    handle.getpeername(peer)
+    handle.getsockname(local)
+    this.remoteAddress = peer.address
+    this.remotePort = peer.port
+    this.remoteFamily = peer.family
+    this.localAddress = local.address
+    this.localPort = local.port
+    this.adopt(handle.fd, undefined, () => handle.close())
+  }
+
+  /** Opens the Connection on a duplicate of `fd`, then lets libuv close its own. */
+  private adopt(fd: number, alreadyRead: Buffer | undefined, closeOriginal: () => void): void {
     const { token, reactor } = register(this)
     this.token = token
     this.reactor = reactor
     try {
       this.conn = this.openConnection(fd)
-      if (alreadyRead.length > 0) this.conn.prependReceived(alreadyRead)
+      if (alreadyRead && alreadyRead.length > 0) this.conn.prependReceived(alreadyRead)
     } catch (err) {
-      socket.destroy()
+      closeOriginal()
       return this.fail(fromNative(err))
     }
-    socket.destroy() // closes libuv's descriptor; ours is a duplicate
+    closeOriginal()
     this.connecting = false
     // http's client waits for 'connect' before arming req.setTimeout().
     if (!this.isServer) this.emit('connect')
