@@ -40,10 +40,15 @@ export declare class Connection {
 export declare class Reactor {
   /**
    * `onReady(batch)` gets `[token, bits, token, bits, ...]` with bit 1 =
-   * readable and bit 2 = writable. The function does not keep the event
-   * loop alive; sockets do that on the JS side.
+   * readable and bit 2 = writable. With `mainLoop` (and on the main
+   * thread) it is called from Node's loop as a libuv callback, so it must
+   * run the nextTick and microtask queues itself before returning;
+   * otherwise from a threadsafe function. Neither keeps the loop alive;
+   * sockets do that on the JS side.
    */
-  constructor(onReady: (arg: Uint32Array) => void)
+  constructor(onReady: (arg: Uint32Array) => void, mainLoop: boolean)
+  /** True when reports come through Node's loop. */
+  get mainLoop(): boolean
 }
 
 export declare class ServerSecureContext {

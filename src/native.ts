@@ -17,15 +17,25 @@ const pollables = new Map<number, Pollable>()
 let reactor: Binding.Reactor | undefined
 let nextToken = 1
 
+// Node's own between-callbacks step (nextTicks, then microtasks), as its
+// timers call it. Reports that come straight from the loop need it: no
+// MakeCallback wraps them.
+const runNextTicks = (process as unknown as { _tickCallback?: () => void })._tickCallback
+let fromMainLoop = false
+
 function dispatch(batch: Uint32Array): void {
   for (let i = 0; i < batch.length; i += 2) {
     pollables.get(batch[i])?.onReady(batch[i + 1])
   }
+  if (fromMainLoop) runNextTicks!()
 }
 
 /** Registers `p` and returns its token and the reactor to arm with. */
 export function register(p: Pollable): { token: number; reactor: Binding.Reactor } {
-  reactor ??= new binding.Reactor(dispatch)
+  if (!reactor) {
+    reactor = new binding.Reactor(dispatch, typeof runNextTicks === 'function')
+    fromMainLoop = reactor.mainLoop
+  }
   const token = nextToken
   nextToken = nextToken >= 0xffff_fff0 ? 1 : nextToken + 1
   pollables.set(token, p)

@@ -169,6 +169,18 @@ test("new KtlsSocket(socket, { isServer: true }) serves TLS on an accepted socke
   await raw.close()
 })
 
+test('taking over a socket without a descriptor fails with ERR_KTLS_NO_FD', async (t) => {
+  const srv = await startNodeServer()
+  const raw = track(net.connect(srv.port, '127.0.0.1'))
+  await onceEvent(raw, 'connect')
+  raw.destroy() // its descriptor is closed: nothing to take over
+  const c = track(new ktls.KtlsSocket(raw, { servername: 'localhost', ca: certs.ca.cert }))
+  const err = await onceEvent(c, 'error', { timeout: 10000 })
+  t.is(err.code, 'ERR_KTLS_NO_FD')
+  t.true(c.destroyed)
+  await srv.close()
+})
+
 test('closed connections release their file descriptors', async (t) => {
   const srv = await startKtlsServer()
   const once = async (how) => {

@@ -4,12 +4,14 @@
 //! ([`Session`]); the traffic secrets and sequence numbers then go to the
 //! kernel (`TCP_ULP "tls"`, `TLS_TX`, `TLS_RX`), verified by reading them
 //! back. When the kernel cannot take a connection it stays on rustls in
-//! userspace, behind the same API. [`Reactor`] reports socket readiness.
+//! userspace, behind the same API. [`Reactor`] reports socket readiness,
+//! from its own thread or through the host's libuv loop ([`LoopWatch`]).
 
 mod config;
 mod conn;
 mod crypto_info;
 mod error;
+mod host_loop;
 mod offload;
 mod probe;
 mod reactor;
@@ -20,6 +22,7 @@ pub mod sys;
 pub use config::{ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions};
 pub use crypto_info::{CryptoInfo, KernelCipher};
 pub use error::{Error, Result};
+pub use host_loop::LoopWatch;
 pub use offload::{KtlsMode, OffloadStatus};
 pub use probe::{capabilities, offload_with_fixed_key, Capabilities};
 pub use reactor::{Interest, Reactor, READABLE, WRITABLE};

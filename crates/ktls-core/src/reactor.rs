@@ -3,7 +3,7 @@
 //! when it wants to hear again (that is how backpressure stays bounded).
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -31,15 +31,48 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// Starts the thread. `on_ready` receives batches of
-    /// `[token, READABLE|WRITABLE, token, bits, ...]`.
-    pub fn start(on_ready: impl Fn(Vec<u32>) + Send + 'static) -> io::Result<Self> {
+    /// An epoll set with no thread: its owner waits for the set's own
+    /// descriptor ([`Reactor::as_fd`], e.g. with [`crate::LoopWatch`]) and
+    /// then collects the reports with [`Reactor::ready_now`].
+    pub fn new() -> io::Result<Self> {
         let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
-        let waiter = epoll.clone();
+        Ok(Self { epoll })
+    }
+
+    /// An epoll set and a thread that waits on it. `on_ready` receives
+    /// batches of `[token, READABLE|WRITABLE, token, bits, ...]`.
+    pub fn start(on_ready: impl Fn(Vec<u32>) + Send + 'static) -> io::Result<Self> {
+        let reactor = Self::new()?;
+        let waiter = reactor.epoll.clone();
         std::thread::Builder::new()
             .name("ktls-reactor".into())
             .spawn(move || wait_forever(&waiter, &on_ready))?;
-        Ok(Self { epoll })
+        Ok(reactor)
+    }
+
+    /// The epoll set's descriptor: readable while reports are waiting.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
+
+    /// Appends the reports ready now to `batch` without waiting.
+    pub fn ready_now(&self, batch: &mut Vec<u32>) -> io::Result<()> {
+        let mut events = [EpollEvent::empty(); 64];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::ZERO) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            batch.extend(
+                events[..n]
+                    .iter()
+                    .flat_map(|e| [e.data() as u32, bits(e.events())]),
+            );
+            if n < events.len() {
+                return Ok(());
+            }
+        }
     }
 
     /// Asks for one report when `fd` becomes ready for `interest`. The
