@@ -78,7 +78,9 @@ run_job() {
   source "$KTLS_HARNESS_JOB/job.env" && (( ${#cmd[@]} )) || return 98
   # After the job's exports, so the host cannot turn these off.
   KTLS_HARNESS_KERNEL=$(uname -r)
-  export KTLS_HARNESS_KERNEL KTLS_REQUIRE=1
+  # KTLS_HARNESS_GUEST: tests may change this disposable kernel's state
+  # (unload a module); they never do that on a host.
+  export KTLS_HARNESS_KERNEL KTLS_REQUIRE=1 KTLS_HARNESS_GUEST=1
   say "running in $PWD: ${cmd[*]}"
   "${cmd[@]}" < /dev/null 2>&1 | tee "$KTLS_HARNESS_JOB/log"
   return "${PIPESTATUS[0]}"
