@@ -31,8 +31,11 @@ export declare class Connection {
   setKeepAlive(on: boolean, idleSecs: number): void
   /** Asks for one readiness report: 1 read, 2 write, 3 both. */
   arm(interest: number): void
+  /** What the handshake negotiated and where the records now go. */
   info(): HandshakeInfo
-  offload(): Offload
+  /** The peer's address, looked up when first asked for (as node:net). */
+  peerAddress(): SocketAddress | null
+  localAddress(): SocketAddress | null
   /** Closes the descriptor now (no close_notify). Idempotent. */
   destroy(): void
 }
@@ -97,6 +100,8 @@ export interface HandshakeInfo {
   cipher: string
   protocol: string
   chainError?: string
+  /** Whether each direction went to the kernel. */
+  offload: Offload
 }
 
 export interface Offload {
@@ -114,3 +119,10 @@ export declare function offloadWithFixedKey(fd: number, cipher: string, fill: nu
 
 /** The post-offload data path on a plain socket, for benchmarks. */
 export declare function rawConnection(fd: number, reactor: Reactor, token: number): Connection
+
+export interface SocketAddress {
+  address: string
+  port: number
+  /** `'IPv4'` or `'IPv6'`, as in node:net. */
+  family: string
+}

@@ -5,7 +5,7 @@ import { Duplex } from 'node:stream'
 import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { X509Certificate } from 'node:crypto'
-import type { Connection, HandshakeInfo } from '../binding/index'
+import type { Connection, HandshakeInfo, SocketAddress } from '../binding/index'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, fromNative, verifyError } from './errors'
 import { contextFor, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
@@ -55,8 +55,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
  */
 export interface AcceptedHandle {
   readonly fd: number
+  /** Only TCP handles have it; its presence is what tells them apart. */
   getpeername(out: Partial<net.AddressInfo>): number
-  getsockname(out: Partial<net.AddressInfo>): number
   close(): void
 }
 
@@ -80,11 +80,6 @@ export class KtlsSocket extends Duplex {
   ktls: KtlsStatus = { tx: false, rx: false, cipher: '', reason: 'handshake not finished' }
   bytesRead = 0
   bytesWritten = 0
-  remoteAddress?: string
-  remotePort?: number
-  remoteFamily?: string
-  localAddress?: string
-  localPort?: number
   connecting = true
   /** The idle timeout set by setTimeout() (read by https.Agent). */
   timeout = 0
@@ -108,6 +103,9 @@ export class KtlsSocket extends Duplex {
   private idleTimer?: NodeJS.Timeout
   private referenced = false
   private peerCert?: tls.DetailedPeerCertificate
+  /** Addresses, looked up on first use (null: not an IP socket). */
+  private peerAddr?: SocketAddress | null
+  private localAddr?: SocketAddress | null
 
   constructor(socket: net.Socket | AcceptedHandle, options: KtlsSocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true })
@@ -156,21 +154,11 @@ export class KtlsSocket extends Duplex {
     // Reading the stream may have asked libuv to start reading again; stop
     // it before the loop polls. The handle is closed below in this same tick.
     handle?.readStop?.()
-    this.copyAddresses(socket)
     this.adopt(fd, alreadyRead, () => socket.destroy())
   }
 
   private takeOverHandle(handle: AcceptedHandle): void {
     if (this.destroyed) return handle.close()
-    const peer: Partial<net.AddressInfo> = {}
-    const local: Partial<net.AddressInfo> = {}
-    handle.getpeername(peer)
-    handle.getsockname(local)
-    this.remoteAddress = peer.address
-    this.remotePort = peer.port
-    this.remoteFamily = peer.family
-    this.localAddress = local.address
-    this.localPort = local.port
     this.adopt(handle.fd, undefined, () => handle.close())
   }
 
@@ -205,14 +193,6 @@ export class KtlsSocket extends Duplex {
     return binding.connectClient(this.context.clientContext(), fd, servername, mode, this.reactor!, this.token)
   }
 
-  private copyAddresses(socket: net.Socket): void {
-    this.remoteAddress = socket.remoteAddress
-    this.remotePort = socket.remotePort
-    this.remoteFamily = socket.remoteFamily
-    this.localAddress = socket.localAddress
-    this.localPort = socket.localPort
-  }
-
   private handshakeStep(): void {
     let progress: number
     try {
@@ -229,7 +209,7 @@ export class KtlsSocket extends Duplex {
     clearTimeout(this.handshakeTimer)
     const conn = this.conn!
     this.info = conn.info()
-    const offload = conn.offload()
+    const offload = this.info.offload
     this.ktls = { tx: offload.tx, rx: offload.rx, cipher: this.info.cipher }
     this.userspaceRecords = !offload.tx && this.options.unencryptedBenchmarkOnly !== true
     if (offload.reason !== undefined) this.ktls.reason = offload.reason
@@ -483,6 +463,38 @@ export class KtlsSocket extends Duplex {
 
   isSessionReused(): boolean {
     return false
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.lookUp('peerAddr')?.address
+  }
+
+  get remotePort(): number | undefined {
+    return this.lookUp('peerAddr')?.port
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.lookUp('peerAddr')?.family
+  }
+
+  get localAddress(): string | undefined {
+    return this.lookUp('localAddr')?.address
+  }
+
+  get localPort(): number | undefined {
+    return this.lookUp('localAddr')?.port
+  }
+
+  /** As net.Socket: asked of the descriptor on first use, then remembered. */
+  private lookUp(which: 'peerAddr' | 'localAddr'): SocketAddress | undefined {
+    if (this[which] === undefined && this.conn && !this.destroyed) {
+      try {
+        this[which] = (which === 'peerAddr' ? this.conn.peerAddress() : this.conn.localAddress()) ?? null
+      } catch {
+        return undefined
+      }
+    }
+    return this[which] ?? undefined
   }
 
   address(): net.AddressInfo | Record<string, never> {

@@ -169,6 +169,16 @@ impl Session {
         &self.offload
     }
 
+    /// The peer's IP address and port (`None` on other sockets).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        sys::peer_addr(self.fd.as_fd())
+    }
+
+    /// This end's IP address and port (`None` on other sockets).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        sys::local_addr(self.fd.as_fd())
+    }
+
     /// Advances the handshake as far as the socket allows.
     pub fn handshake(&mut self) -> Result<Progress> {
         let result = self.handshake_steps();

@@ -2,6 +2,7 @@
 //! function is a thin wrapper; policy lives in the callers.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{self, sockopt, MsgFlags, Shutdown, SockaddrLike};
@@ -216,6 +217,24 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Whether `fd` is a TCP socket (kTLS exists only for TCP).
+/// The peer's IP address and port; `None` for other kinds of socket.
+pub fn peer_addr(fd: BorrowedFd<'_>) -> Option<SocketAddr> {
+    ip_socket_addr(socket::getpeername::<socket::SockaddrStorage>(fd.as_raw_fd()).ok()?)
+}
+
+/// This end's IP address and port; `None` for other kinds of socket.
+pub fn local_addr(fd: BorrowedFd<'_>) -> Option<SocketAddr> {
+    ip_socket_addr(socket::getsockname::<socket::SockaddrStorage>(fd.as_raw_fd()).ok()?)
+}
+
+fn ip_socket_addr(addr: socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
+}
+
 pub fn is_tcp(fd: BorrowedFd<'_>) -> bool {
     let domain_ok = matches!(
         socket::getsockname::<socket::SockaddrStorage>(fd.as_raw_fd()).map(|a| a.family()),

@@ -21,6 +21,24 @@ pub struct HandshakeInfo {
     pub cipher: String,
     pub protocol: String,
     pub chain_error: Option<String>,
+    /// Whether each direction went to the kernel.
+    pub offload: Offload,
+}
+
+#[napi(object)]
+pub struct SocketAddress {
+    pub address: String,
+    pub port: u32,
+    /// `'IPv4'` or `'IPv6'`, as in node:net.
+    pub family: String,
+}
+
+fn socket_address(addr: Option<std::net::SocketAddr>) -> Option<SocketAddress> {
+    addr.map(|a| SocketAddress {
+        address: a.ip().to_string(),
+        port: u32::from(a.port()),
+        family: if a.is_ipv4() { "IPv4" } else { "IPv6" }.to_owned(),
+    })
 }
 
 #[napi(object)]
@@ -204,9 +222,17 @@ impl Connection {
         Ok(())
     }
 
+    /// What the handshake negotiated and where the records now go.
     #[napi]
     pub fn info(&mut self) -> napi::Result<HandshakeInfo, String> {
-        let info = self.session()?.info().clone();
+        let session = self.session()?;
+        let info = session.info().clone();
+        let status = session.offload();
+        let offload = Offload {
+            tx: status.tx,
+            rx: status.rx,
+            reason: status.reason.clone(),
+        };
         Ok(HandshakeInfo {
             alpn_protocol: info
                 .alpn_protocol
@@ -220,17 +246,19 @@ impl Connection {
             cipher: info.cipher_suite,
             protocol: info.protocol,
             chain_error: info.chain_error,
+            offload,
         })
     }
 
+    /// The peer's address, looked up when first asked for (as node:net).
     #[napi]
-    pub fn offload(&mut self) -> napi::Result<Offload, String> {
-        let status = self.session()?.offload().clone();
-        Ok(Offload {
-            tx: status.tx,
-            rx: status.rx,
-            reason: status.reason,
-        })
+    pub fn peer_address(&mut self) -> napi::Result<Option<SocketAddress>, String> {
+        Ok(socket_address(self.session()?.peer_addr()))
+    }
+
+    #[napi]
+    pub fn local_address(&mut self) -> napi::Result<Option<SocketAddress>, String> {
+        Ok(socket_address(self.session()?.local_addr()))
     }
 
     /// Closes the descriptor now (no close_notify). Idempotent.
