@@ -16,7 +16,10 @@ export declare class ClientSecureContext {
 export declare class Connection {
   /** Bytes a `net.Socket` read before the takeover. */
   prependReceived(bytes: Buffer): void
-  /** 0: wants read, 1: wants write, 2: done. */
+  /**
+   * 0: wants read, 1: wants write (in both cases the readiness report
+   * is already armed: one crossing per step), 2: done.
+   */
   handshake(): number
   /** Bytes read, 0 at end of stream, -1 when nothing is available. */
   read(buf: Buffer): number
@@ -24,9 +27,11 @@ export declare class Connection {
   write(data: Buffer): number
   /** True when nothing queued remains. */
   flush(): boolean
-  /** True once close_notify is on its way. */
-  closeNotify(): boolean
-  shutdownWrite(): void
+  /**
+   * `end()`: close_notify, then FIN. False while the socket cannot take
+   * the alert yet (wait for writable and call again).
+   */
+  end(): boolean
   setNoDelay(on: boolean): void
   setKeepAlive(on: boolean, idleSecs: number): void
   /** Asks for one readiness report: 1 read, 2 write, 3 both. */

@@ -200,9 +200,7 @@ export class KtlsSocket extends Duplex {
     } catch (err) {
       return this.fail(fromNative(err))
     }
-    if (progress === 0) return this.want(READABLE)
-    if (progress === 1) return this.want(WRITABLE)
-    this.onHandshakeDone()
+    if (progress === 2) this.onHandshakeDone() // else the binding armed the wait
   }
 
   private onHandshakeDone(): void {
@@ -414,8 +412,7 @@ export class KtlsSocket extends Duplex {
   private finish(): void {
     const callback = this.finalCallback!
     try {
-      if (!this.conn!.closeNotify()) return this.want(WRITABLE)
-      this.conn!.shutdownWrite()
+      if (!this.conn!.end()) return this.want(WRITABLE)
     } catch (err) {
       this.finalCallback = undefined
       return callback(fromNative(err))

@@ -134,6 +134,17 @@ impl Connection {
     fn session(&mut self) -> napi::Result<&mut Session, String> {
         self.session.as_mut().ok_or_else(closed)
     }
+
+    fn arm_for(&mut self, interest: Interest) -> napi::Result<(), String> {
+        let (token, first) = (self.token, !self.registered);
+        let reactor = self.reactor.clone();
+        let session = self.session()?;
+        reactor
+            .arm(session.fd(), token, interest, first)
+            .map_err(|e| to_js_error(e.into()))?;
+        self.registered = true;
+        Ok(())
+    }
 }
 
 #[napi]
@@ -145,13 +156,20 @@ impl Connection {
         Ok(())
     }
 
-    /// 0: wants read, 1: wants write, 2: done.
+    /// 0: wants read, 1: wants write (in both cases the readiness report
+    /// is already armed: one crossing per step), 2: done.
     #[napi]
     pub fn handshake(&mut self) -> napi::Result<u32, String> {
         let progress = self.session()?.handshake().map_err(to_js_error)?;
         Ok(match progress {
-            Progress::WantRead => 0,
-            Progress::WantWrite => 1,
+            Progress::WantRead => {
+                self.arm_for(Interest::Read)?;
+                0
+            }
+            Progress::WantWrite => {
+                self.arm_for(Interest::Write)?;
+                1
+            }
             Progress::Done => 2,
         })
     }
@@ -181,15 +199,16 @@ impl Connection {
         self.session()?.flush().map_err(to_js_error)
     }
 
-    /// True once close_notify is on its way.
+    /// `end()`: close_notify, then FIN. False while the socket cannot take
+    /// the alert yet (wait for writable and call again).
     #[napi]
-    pub fn close_notify(&mut self) -> napi::Result<bool, String> {
-        self.session()?.close_notify().map_err(to_js_error)
-    }
-
-    #[napi]
-    pub fn shutdown_write(&mut self) -> napi::Result<(), String> {
-        self.session()?.shutdown_write().map_err(to_js_error)
+    pub fn end(&mut self) -> napi::Result<bool, String> {
+        let session = self.session()?;
+        if !session.close_notify().map_err(to_js_error)? {
+            return Ok(false);
+        }
+        session.shutdown_write().map_err(to_js_error)?;
+        Ok(true)
     }
 
     #[napi]
@@ -207,19 +226,11 @@ impl Connection {
     /// Asks for one readiness report: 1 read, 2 write, 3 both.
     #[napi]
     pub fn arm(&mut self, interest: u32) -> napi::Result<(), String> {
-        let interest = match interest {
+        self.arm_for(match interest {
             1 => Interest::Read,
             2 => Interest::Write,
             _ => Interest::Both,
-        };
-        let (token, first) = (self.token, !self.registered);
-        let reactor = self.reactor.clone();
-        let session = self.session()?;
-        reactor
-            .arm(session.fd(), token, interest, first)
-            .map_err(|e| to_js_error(e.into()))?;
-        self.registered = true;
-        Ok(())
+        })
     }
 
     /// What the handshake negotiated and where the records now go.
