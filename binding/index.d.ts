@@ -21,8 +21,11 @@ export declare class Connection {
    * is already armed: one crossing per step), 2: done.
    */
   handshake(): number
-  /** Bytes read, 0 at end of stream, -1 when nothing is available. */
-  read(buf: Buffer): number
+  /**
+   * Bytes read, 0 at end of stream, -1 when nothing is available; then
+   * `rearm` (as for `arm`, 0 for none) is armed in the same crossing.
+   */
+  read(buf: Buffer, rearm: number): number
   /** Plaintext bytes taken, or -1 when the socket is full. */
   write(data: Buffer): number
   /** True when nothing queued remains. */

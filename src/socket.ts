@@ -96,6 +96,8 @@ export class KtlsSocket extends Duplex {
   private info?: HandshakeInfo
   private wantRead = false
   private wantWrite = false
+  /** The interest armed and not reported yet (epoll arms are one-shot). */
+  private armed = 0
   private reading = false
   private pending?: PendingWrite
   private finalCallback?: (err?: Error | null) => void
@@ -200,7 +202,8 @@ export class KtlsSocket extends Duplex {
     } catch (err) {
       return this.fail(fromNative(err))
     }
-    if (progress === 2) this.onHandshakeDone() // else the binding armed the wait
+    if (progress === 2) return this.onHandshakeDone()
+    this.armed = progress === 0 ? READABLE : WRITABLE // the binding armed the wait
   }
 
   private onHandshakeDone(): void {
@@ -282,6 +285,7 @@ export class KtlsSocket extends Duplex {
 
   /** Called by the reactor; one report per arm. */
   onReady(bits: number): void {
+    this.armed = 0 // one report per arm: nothing is armed any more
     try {
       this.handleReady(bits)
     } catch (err) {
@@ -311,7 +315,9 @@ export class KtlsSocket extends Duplex {
   private arm(): void {
     if (!this.conn || this.destroyed) return
     const interest = (this.wantRead ? READABLE : 0) | (this.wantWrite ? WRITABLE : 0)
-    if (interest !== 0) this.conn.arm(interest)
+    if (interest === 0 || interest === this.armed) return
+    this.conn.arm(interest)
+    this.armed = interest
   }
 
   // ---- reading ----
@@ -326,11 +332,16 @@ export class KtlsSocket extends Duplex {
     while (conn && !this.destroyed) {
       let n: number
       try {
-        n = conn.read(readBuffer)
+        // On EAGAIN the binding re-arms in the same call.
+        n = conn.read(readBuffer, this.wantWrite ? READABLE | WRITABLE : READABLE)
       } catch (err) {
         return this.fail(fromNative(err))
       }
-      if (n < 0) return this.want(READABLE)
+      if (n < 0) {
+        this.wantRead = true
+        this.armed = this.wantWrite ? READABLE | WRITABLE : READABLE
+        return
+      }
       if (n === 0) {
         this.reading = false
         this.push(null)

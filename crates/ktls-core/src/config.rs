@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -17,6 +17,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 
 use crate::error::{Error, Result};
+use crate::random::PooledRandom;
 
 /// Options common to both sides, named as in `node:tls`.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +167,10 @@ impl ServerContext {
 }
 
 fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
+    static POOLED: OnceLock<PooledRandom> = OnceLock::new();
     let mut provider = ring::default_provider();
+    let system = provider.secure_random;
+    provider.secure_random = POOLED.get_or_init(|| PooledRandom { system });
     let Some(list) = options.ciphers.as_deref().filter(|l| !l.is_empty()) else {
         return Ok(provider);
     };

@@ -14,6 +14,7 @@ mod error;
 mod host_loop;
 mod offload;
 mod probe;
+mod random;
 mod reactor;
 mod record;
 mod session;

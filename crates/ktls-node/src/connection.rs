@@ -174,13 +174,19 @@ impl Connection {
         })
     }
 
-    /// Bytes read, 0 at end of stream, -1 when nothing is available.
+    /// Bytes read, 0 at end of stream, -1 when nothing is available; then
+    /// `rearm` (as for `arm`, 0 for none) is armed in the same crossing.
     #[napi]
-    pub fn read(&mut self, mut buf: BufferSlice) -> napi::Result<i32, String> {
+    pub fn read(&mut self, mut buf: BufferSlice, rearm: u32) -> napi::Result<i32, String> {
         match self.session()?.read(&mut buf).map_err(to_js_error)? {
             ReadOutcome::Data(n) => Ok(n as i32),
             ReadOutcome::Eof => Ok(0),
-            ReadOutcome::WouldBlock => Ok(WOULD_BLOCK),
+            ReadOutcome::WouldBlock => {
+                if rearm != 0 {
+                    self.arm(rearm)?;
+                }
+                Ok(WOULD_BLOCK)
+            }
         }
     }
 
