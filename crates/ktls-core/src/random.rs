@@ -1,6 +1,6 @@
 //! The randomness rustls asks its provider for (hello randoms, ticket ids
 //! and ages), drawn from the kernel a kilobyte at a time instead of with
-//! one `getrandom` per request: a server handshake makes about five such
+//! one `getrandom` per request: a server handshake makes about seven such
 //! requests of a few dozen bytes. Every byte is still the kernel's, is
 //! handed out once, and is wiped from the pool as it is handed out; a
 //! forked child starts with an empty pool.
