@@ -1,6 +1,6 @@
 // createServer: a net.Server whose connections become KtlsSockets.
 import * as net from 'node:net'
-import { KtlsSocket, type AcceptedHandle, type KtlsSocketOptions } from './socket'
+import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions } from './socket'
 import { contextFor, type SecureContext } from './context'
 import { validateOptions } from './options'
 
@@ -49,7 +49,7 @@ export function acceptSecure(
   options: ServerOptions,
   secureContext: SecureContext,
 ): KtlsSocket | undefined {
-  const accepted = !(raw instanceof net.Socket)
+  const accepted = isAcceptedHandle(raw)
   if (!accepted && raw.destroyed) return undefined
   const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: true, server })
   if (accepted || (raw as unknown as { _server?: unknown })._server === server) countUntilClosed(server, socket)

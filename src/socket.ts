@@ -60,7 +60,7 @@ export interface AcceptedHandle {
   close(): void
 }
 
-function isAcceptedHandle(source: net.Socket | AcceptedHandle): source is AcceptedHandle {
+export function isAcceptedHandle(source: net.Socket | AcceptedHandle): source is AcceptedHandle {
   return !(source instanceof Duplex) && typeof (source as AcceptedHandle).getpeername === 'function'
 }
 
@@ -331,15 +331,16 @@ export class KtlsSocket extends Duplex {
     const conn = this.conn
     while (conn && !this.destroyed) {
       let n: number
+      const rearm = this.wantWrite ? READABLE | WRITABLE : READABLE
       try {
-        // On EAGAIN the binding re-arms in the same call.
-        n = conn.read(readBuffer, this.wantWrite ? READABLE | WRITABLE : READABLE)
+        // On EAGAIN the binding re-arms `rearm` in the same call.
+        n = conn.read(readBuffer, rearm)
       } catch (err) {
         return this.fail(fromNative(err))
       }
       if (n < 0) {
         this.wantRead = true
-        this.armed = this.wantWrite ? READABLE | WRITABLE : READABLE
+        this.armed = rearm
         return
       }
       if (n === 0) {

@@ -64,11 +64,7 @@ impl Reactor {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             };
-            batch.extend(
-                events[..n]
-                    .iter()
-                    .flat_map(|e| [e.data() as u32, bits(e.events())]),
-            );
+            append_reports(batch, &events[..n]);
             if n < events.len() {
                 return Ok(());
             }
@@ -112,12 +108,19 @@ fn wait_forever(epoll: &Epoll, on_ready: &impl Fn(Vec<u32>)) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
         };
-        let batch = events[..n]
-            .iter()
-            .flat_map(|e| [e.data() as u32, bits(e.events())])
-            .collect();
+        let mut batch = Vec::with_capacity(2 * n);
+        append_reports(&mut batch, &events[..n]);
         on_ready(batch);
     }
+}
+
+/// Appends `[token, READABLE|WRITABLE]` for each event.
+fn append_reports(batch: &mut Vec<u32>, events: &[EpollEvent]) {
+    batch.extend(
+        events
+            .iter()
+            .flat_map(|e| [e.data() as u32, bits(e.events())]),
+    );
 }
 
 fn bits(flags: EpollFlags) -> u32 {

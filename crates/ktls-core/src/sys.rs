@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{self, sockopt, MsgFlags, Shutdown, SockaddrLike};
+use nix::sys::socket::{self, sockopt, MsgFlags, Shutdown};
 
 use crate::crypto_info::CryptoInfo;
 
@@ -216,7 +216,6 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
-/// Whether `fd` is a TCP socket (kTLS exists only for TCP).
 /// The peer's IP address and port; `None` for other kinds of socket.
 pub fn peer_addr(fd: BorrowedFd<'_>) -> Option<SocketAddr> {
     ip_socket_addr(socket::getpeername::<socket::SockaddrStorage>(fd.as_raw_fd()).ok()?)
@@ -235,14 +234,9 @@ fn ip_socket_addr(addr: socket::SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
+/// Whether `fd` is a TCP socket (kTLS exists only for TCP).
 pub fn is_tcp(fd: BorrowedFd<'_>) -> bool {
-    let domain_ok = matches!(
-        socket::getsockname::<socket::SockaddrStorage>(fd.as_raw_fd()).map(|a| a.family()),
-        Ok(Some(
-            socket::AddressFamily::Inet | socket::AddressFamily::Inet6
-        ))
-    );
-    domain_ok
+    local_addr(fd).is_some()
         && matches!(
             socket::getsockopt(&fd, sockopt::SockType),
             Ok(socket::SockType::Stream)
