@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{ring, CryptoProvider};
+use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -168,7 +168,7 @@ impl ServerContext {
 
 fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
     static POOLED: OnceLock<PooledRandom> = OnceLock::new();
-    let mut provider = ring::default_provider();
+    let mut provider = aws_lc_rs::default_provider();
     let system = provider.secure_random;
     provider.secure_random = POOLED.get_or_init(|| PooledRandom { system });
     let Some(list) = options.ciphers.as_deref().filter(|l| !l.is_empty()) else {

@@ -78,7 +78,7 @@ mod tests {
 
     fn pooled() -> PooledRandom {
         PooledRandom {
-            system: rustls::crypto::ring::default_provider().secure_random,
+            system: rustls::crypto::aws_lc_rs::default_provider().secure_random,
         }
     }
 
