@@ -7,6 +7,8 @@ use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus, WriteTraffic,
 };
+use std::cell::RefCell;
+
 use rustls::{CommonState, ExtractedSecrets};
 
 use crate::error::{Error, Result};
@@ -296,17 +298,24 @@ fn encrypt_error(err: EncryptError) -> Error {
     Error::Tls(rustls::Error::General(err.to_string()))
 }
 
+thread_local! {
+    /// Where handshake messages are encoded before joining `outgoing`: kept
+    /// initialised, so a message costs a copy of its length instead of
+    /// zeroing room for the largest one. It only ever holds wire bytes.
+    static ENCODE_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; 4096]);
+}
+
 fn encode<Data>(data: &mut EncodeTlsData<'_, Data>, outgoing: &mut Vec<u8>) -> Result<()> {
-    let start = outgoing.len();
-    outgoing.resize(start + 4096, 0);
-    let written = match data.encode(&mut outgoing[start..]) {
-        Err(EncodeError::InsufficientSize(size)) => {
-            outgoing.resize(start + size.required_size, 0);
-            data.encode(&mut outgoing[start..])
-        }
-        other => other,
-    };
-    let n = written.map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
-    outgoing.truncate(start + n);
-    Ok(())
+    ENCODE_SCRATCH.with_borrow_mut(|scratch| {
+        let written = match data.encode(scratch) {
+            Err(EncodeError::InsufficientSize(size)) => {
+                scratch.resize(size.required_size, 0);
+                data.encode(scratch)
+            }
+            other => other,
+        };
+        let n = written.map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        outgoing.extend_from_slice(&scratch[..n]);
+        Ok(())
+    })
 }

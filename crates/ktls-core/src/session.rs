@@ -222,19 +222,12 @@ impl Session {
     /// records behind the handshake stay in the kernel for kTLS to decrypt.
     fn read_handshake_bytes(&mut self) -> Result<bool> {
         let want = bytes_to_record_end(&self.bufs.incoming);
-        let start = self.bufs.incoming.len();
-        self.bufs.incoming.resize(start + want, 0);
-        let got = sys::recv(self.fd.as_fd(), &mut self.bufs.incoming[start..]);
-        let n = match got {
+        match sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, want) {
             Ok(0) => Err(Error::HandshakeEof),
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) => Err(e.into()),
-        };
-        self.bufs
-            .incoming
-            .truncate(start + *n.as_ref().unwrap_or(&0));
-        Ok(n? > 0)
+        }
     }
 
     fn finish_handshake(&mut self) -> Result<()> {
@@ -347,12 +340,7 @@ impl Session {
 
     fn read_ciphertext(&mut self) -> Result<ReadOutcome> {
         const CHUNK: usize = 64 * 1024;
-        let start = self.bufs.incoming.len();
-        self.bufs.incoming.resize(start + CHUNK, 0);
-        let got = sys::recv(self.fd.as_fd(), &mut self.bufs.incoming[start..]);
-        let n = *got.as_ref().unwrap_or(&0);
-        self.bufs.incoming.truncate(start + n);
-        match got {
+        match sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, CHUNK) {
             Ok(0) => Ok(ReadOutcome::Eof),
             Ok(n) => Ok(ReadOutcome::Data(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

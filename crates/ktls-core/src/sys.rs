@@ -196,9 +196,26 @@ pub fn send_record(fd: BorrowedFd<'_>, content_type: u8, data: &[u8]) -> io::Res
     check_len(n)
 }
 
-/// Non-blocking read of plain bytes (handshake and userspace path).
-pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    Ok(socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)?)
+/// Non-blocking read of up to `max` bytes appended to `buf`, into its spare
+/// capacity: unlike `recv` on a resized `Vec`, nothing is zeroed first.
+pub fn recv_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let len = max.min(spare.len());
+    // SAFETY: `spare` is writable memory of at least `len` bytes owned by
+    // `buf`, and `fd` is an open descriptor borrowed for the call.
+    let got = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            len,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let n = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the first `n` (<= `len`) spare bytes.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Non-blocking write; never raises SIGPIPE.
