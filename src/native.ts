@@ -23,9 +23,20 @@ let nextToken = 1
 const runNextTicks = (process as unknown as { _tickCallback?: () => void })._tickCallback
 let fromMainLoop = false
 
+// A throw from a user callback (a 'data' listener, say) must not cost the
+// rest of the batch its one-shot reports; it is rethrown from a nextTick,
+// so it is an uncaught exception, as it would be from a net.Socket.
+const rethrow = (err: unknown): never => {
+  throw err
+}
+
 function dispatch(batch: Uint32Array): void {
   for (let i = 0; i < batch.length; i += 2) {
-    pollables.get(batch[i])?.onReady(batch[i + 1])
+    try {
+      pollables.get(batch[i])?.onReady(batch[i + 1])
+    } catch (err) {
+      process.nextTick(rethrow, err)
+    }
   }
   if (fromMainLoop) runNextTicks!()
 }

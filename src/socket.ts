@@ -283,14 +283,13 @@ export class KtlsSocket extends Duplex {
 
   // ---- readiness ----
 
-  /** Called by the reactor; one report per arm. */
+  /**
+   * Called by the reactor; one report per arm. Native failures are caught
+   * where they happen; what a user callback throws goes on to the dispatcher.
+   */
   onReady(bits: number): void {
     this.armed = 0 // one report per arm: nothing is armed any more
-    try {
-      this.handleReady(bits)
-    } catch (err) {
-      this.fail(fromNative(err))
-    }
+    this.handleReady(bits)
   }
 
   private handleReady(bits: number): void {
@@ -316,7 +315,11 @@ export class KtlsSocket extends Duplex {
     if (!this.conn || this.destroyed) return
     const interest = (this.wantRead ? READABLE : 0) | (this.wantWrite ? WRITABLE : 0)
     if (interest === 0 || interest === this.armed) return
-    this.conn.arm(interest)
+    try {
+      this.conn.arm(interest)
+    } catch (err) {
+      return this.fail(fromNative(err))
+    }
     this.armed = interest
   }
 

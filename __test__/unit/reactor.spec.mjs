@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 
 const PROBE = fileURLToPath(new URL('../helpers/reactor-probe.mjs', import.meta.url))
+const THROWING_LISTENER = fileURLToPath(new URL('../helpers/throwing-listener.mjs', import.meta.url))
 
 function runOnMainThread(options = {}) {
   return new Promise((resolve, reject) => {
@@ -36,4 +37,17 @@ test('inside a worker thread a reactor thread carries readiness, and the worker 
 test('an exception thrown in a nextTick scheduled by a socket callback is an uncaught exception', async (t) => {
   const result = await runOnMainThread({ throwInTick: true })
   t.is(result.uncaught, 'thrown in a nextTick of a data handler')
+})
+
+test('a throw from a data listener is an uncaught exception, as from a net.Socket, and leaves the socket open', async (t) => {
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [THROWING_LISTENER], { timeout: 30000 }, (err, out, stderr) => {
+      if (err) return reject(Object.assign(err, { stderr }))
+      resolve(out)
+    })
+  })
+  const result = JSON.parse(stdout)
+  t.is(result.uncaught, 'thrown by a data listener')
+  t.deepEqual(result.socketErrors, [])
+  t.false(result.destroyed)
 })
