@@ -94,6 +94,7 @@ export interface ContextOptions {
   ca?: Array<Buffer>
   cert?: Buffer
   key?: Buffer
+  honorCipherOrder?: boolean
 }
 
 /** What the kernel smoke test reads back after installing a fixed key. */

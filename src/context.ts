@@ -13,8 +13,10 @@ export interface SecureContextOptions {
   ALPNProtocols?: Array<string | Buffer | Uint8Array>
   minVersion?: 'TLSv1.2' | 'TLSv1.3'
   maxVersion?: 'TLSv1.2' | 'TLSv1.3'
-  /** Colon-separated IANA suite names, e.g. 'TLS_AES_256_GCM_SHA384'. */
+  /** Colon-separated IANA suite names, in preference order, e.g. 'TLS_AES_256_GCM_SHA384'. */
   ciphers?: string
+  /** Server: choose the suite by its own order (`ciphers`) rather than the client's. Default true, as node:tls. */
+  honorCipherOrder?: boolean
 }
 
 /** A reusable context; client and server halves are built on first use. */
@@ -63,6 +65,7 @@ function nativeOptions(o: SecureContextOptions) {
     ca: ca?.map(toBuffer),
     cert: o.cert === undefined ? undefined : toBuffer(o.cert),
     key: o.key === undefined ? undefined : toBuffer(o.key),
+    honorCipherOrder: o.honorCipherOrder,
   }
 }
 

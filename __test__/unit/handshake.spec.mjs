@@ -137,6 +137,43 @@ test('getCipher() and getProtocol() report the negotiated TLS 1.3 suite', async 
   })
 })
 
+const AES128_FIRST = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384'
+const AES256_FIRST = 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256'
+
+test('client offers suites in the order of its ciphers option (to a node:tls server that follows the client)', async (t) => {
+  for (const [ciphers, expected] of [
+    [AES128_FIRST, 'TLS_AES_128_GCM_SHA256'],
+    [AES256_FIRST, 'TLS_AES_256_GCM_SHA384'],
+  ]) {
+    await withNodeServer({ honorCipherOrder: false }, async (srv, peerSocket) => {
+      const c = await ktlsConnect({ port: srv.port, ciphers })
+      t.is(c.getCipher().name, expected, ciphers)
+      t.is((await peerSocket()).getCipher().name, expected)
+      await endAndClose(c)
+    })
+  }
+})
+
+test('server picks by its own ciphers order by default, as node:tls, and by the client order with honorCipherOrder: false', async (t) => {
+  for (const [honorCipherOrder, expected] of [
+    [undefined, 'TLS_AES_128_GCM_SHA256'],
+    [true, 'TLS_AES_128_GCM_SHA256'],
+    [false, 'TLS_AES_256_GCM_SHA384'],
+  ]) {
+    const srv = await startKtlsServer({ ciphers: AES128_FIRST, honorCipherOrder })
+    const c = await nodeConnect({ port: srv.port, ciphers: AES256_FIRST })
+    t.is(c.getCipher().name, expected, `honorCipherOrder: ${honorCipherOrder}`)
+    t.is((await srv.nextSocket()).getCipher().name, expected)
+    c.destroy()
+    await srv.close()
+    await withNodeServer({ ciphers: AES128_FIRST, honorCipherOrder }, async (reference) => {
+      const r = await nodeConnect({ port: reference.port, ciphers: AES256_FIRST })
+      t.is(r.getCipher().name, expected, `node:tls, honorCipherOrder: ${honorCipherOrder}`)
+      r.destroy()
+    })
+  }
+})
+
 test('client negotiates TLS 1.2 when maxVersion is TLSv1.2', async (t) => {
   await withNodeServer({}, async (srv, peerSocket) => {
     const c = await ktlsConnect({ port: srv.port, maxVersion: 'TLSv1.2' })

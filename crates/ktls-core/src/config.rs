@@ -14,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
-use rustls::{SignatureScheme, SupportedProtocolVersion};
+use rustls::{SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion};
 
 use crate::error::{Error, Result};
 use crate::random::PooledRandom;
@@ -28,7 +28,8 @@ pub struct CommonOptions {
     pub min_version: Option<String>,
     /// `maxVersion` (default TLSv1.3).
     pub max_version: Option<String>,
-    /// `ciphers`: colon-separated IANA suite names; empty keeps rustls's list.
+    /// `ciphers`: colon-separated IANA suite names, in preference order;
+    /// empty keeps rustls's list.
     pub ciphers: Option<String>,
 }
 
@@ -50,6 +51,9 @@ pub struct ServerOptions {
     pub cert: Vec<u8>,
     /// `key`: PEM private key.
     pub key: Vec<u8>,
+    /// `honorCipherOrder`: pick the suite by this server's order (`ciphers`,
+    /// else rustls's), not the client's. node:tls's default is true.
+    pub honor_cipher_order: bool,
 }
 
 /// A ready client configuration plus the verifier used after the handshake.
@@ -160,6 +164,7 @@ impl ServerContext {
             .with_cert_resolver(resolver);
         config.alpn_protocols = options.common.alpn_protocols.clone();
         config.enable_secret_extraction = true;
+        config.ignore_client_order = options.honor_cipher_order;
         Ok(Self {
             config: Arc::new(config),
         })
@@ -175,13 +180,16 @@ fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
         return Ok(provider);
     };
     let wanted: Vec<&str> = list.split(':').map(str::trim).collect();
-    provider.cipher_suites.retain(|suite| {
+    // Where the suite stands in the list: its preference, as in OpenSSL.
+    let rank = |suite: &SupportedCipherSuite| {
         let name = suite.suite().as_str().unwrap_or_default();
         let iana = name.replacen("TLS13_", "TLS_", 1);
         wanted
             .iter()
-            .any(|w| w.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(&iana))
-    });
+            .position(|w| w.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(&iana))
+    };
+    provider.cipher_suites.retain(|suite| rank(suite).is_some());
+    provider.cipher_suites.sort_by_key(rank);
     if provider.cipher_suites.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "ciphers: no supported suite in {list:?}"

@@ -17,6 +17,7 @@ pub struct ContextOptions {
     pub ca: Option<Vec<Buffer>>,
     pub cert: Option<Buffer>,
     pub key: Option<Buffer>,
+    pub honor_cipher_order: Option<bool>,
 }
 
 fn common(options: &ContextOptions) -> CommonOptions {
@@ -67,6 +68,8 @@ impl ServerSecureContext {
             common: common(&options),
             cert: bytes(&options.cert),
             key: bytes(&options.key),
+            // node:tls servers default to their own order.
+            honor_cipher_order: options.honor_cipher_order.unwrap_or(true),
         };
         let inner = ServerContext::new(&options).map_err(to_js_error)?;
         Ok(Self {
