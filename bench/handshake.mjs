@@ -5,6 +5,9 @@
 // same window.
 //   server comparison: ktls server vs node:tls server, node:tls clients
 //   client comparison: ktls client vs node:tls client, node:tls server
+//   control (ECDSA): a ktls server given node:tls's suite order, so both
+//   servers negotiate the same suite (ktls prefers AES-128-GCM-SHA256,
+//   node:tls AES-256-GCM-SHA384): what ktls's own default is worth
 import os from 'node:os'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
@@ -19,13 +22,19 @@ const HOST = '127.0.0.1'
 export const PAIRS = [
   ['tls', 'tls'],
   ['ktls', 'tls'],
+  ['ktls-tls-order', 'tls'],
   ['tls', 'ktls'],
 ]
 export const CERTS = ['ecdsa', 'rsa']
+/** node:tls's TLS 1.3 suite order (tls.DEFAULT_CIPHERS). */
+const NODE_TLS13_ORDER = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256'
+const isControl = (server, cert) => server === 'ktls-tls-order' && cert !== 'ecdsa'
 const key = (server, client, cert) => `${cert}/${server}-server/${client}-client`
 
 export async function handshake({ runs, seconds, warmup, concurrency, certs, execArgv = [], log = () => {} }) {
-  const configs = CERTS.flatMap((cert) => PAIRS.map(([server, client]) => ({ server, client, cert })))
+  const configs = CERTS.flatMap((cert) =>
+    PAIRS.filter(([server]) => !isControl(server, cert)).map(([server, client]) => ({ server, client, cert })),
+  )
   const perConfig = Object.fromEntries(configs.map((c) => [key(c.server, c.client, c.cert), []]))
   for (let run = 0; run < runs; run++) {
     for (const config of rotate(configs, run)) {
@@ -108,7 +117,8 @@ function peer() {
   servePeer({
     async listen({ impl, tls: pem }) {
       const options = { key: pem.key, cert: pem.cert, minVersion: 'TLSv1.3' }
-      const server = impl === 'ktls' ? ktls().createServer(options) : tls.createServer(options)
+      if (impl === 'ktls-tls-order') options.ciphers = NODE_TLS13_ORDER
+      const server = impl.startsWith('ktls') ? ktls().createServer(options) : tls.createServer(options)
       server.on('secureConnection', (socket) => {
         count++
         socket.on('error', () => {})

@@ -174,6 +174,19 @@ test('server picks by its own ciphers order by default, as node:tls, and by the 
   }
 })
 
+test('by default both sides prefer TLS_AES_128_GCM_SHA256, where node:tls prefers TLS_AES_256_GCM_SHA384', async (t) => {
+  const srv = await startKtlsServer()
+  const c = await nodeConnect({ port: srv.port })
+  t.is(c.getCipher().name, 'TLS_AES_128_GCM_SHA256')
+  c.destroy()
+  await srv.close()
+  await withNodeServer({ honorCipherOrder: false }, async (reference) => {
+    const k = await ktlsConnect({ port: reference.port })
+    t.is(k.getCipher().name, 'TLS_AES_128_GCM_SHA256')
+    await endAndClose(k)
+  })
+})
+
 test('client negotiates TLS 1.2 when maxVersion is TLSv1.2', async (t) => {
   await withNodeServer({}, async (srv, peerSocket) => {
     const c = await ktlsConnect({ port: srv.port, maxVersion: 'TLSv1.2' })

@@ -53,10 +53,10 @@ export function bulkSplitTable(bulk) {
   return { header, rows }
 }
 
-const NAMES = { tls: 'node:tls', ktls: 'ktls' }
+const NAMES = { tls: 'node:tls', ktls: 'ktls', 'ktls-tls-order': "ktls, node:tls's suite order" }
 
 export function handshakeTable(hs) {
-  const header = ['cert', 'server', 'client', 'handshakes/s', 'server CPU-ms/hs', 'client CPU-ms/hs', 'hs/s vs baseline', 'CPU/hs vs baseline']
+  const header = ['cert', 'server', 'client', 'suite', 'handshakes/s', 'server CPU-ms/hs', 'client CPU-ms/hs', 'hs/s vs baseline', 'CPU/hs vs baseline']
   const rows = []
   for (const cert of CERTS) {
     for (const [server, client] of PAIRS) {
@@ -71,6 +71,7 @@ export function handshakeTable(hs) {
         cert === 'ecdsa' ? 'ECDSA P-256' : 'RSA-2048',
         NAMES[server],
         NAMES[client],
+        c.negotiated?.cipher?.replace(/^TLS_/, '') ?? '-',
         fmt(c[rate], 0),
         fmt(c.serverCpuMs, 3),
         fmt(c.clientCpuMs, 3),

@@ -20,7 +20,9 @@ mod record;
 mod session;
 pub mod sys;
 
-pub use config::{ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions};
+pub use config::{
+    ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions, DEFAULT_CIPHERS,
+};
 pub use crypto_info::{CryptoInfo, KernelCipher};
 pub use error::{Error, Result};
 pub use host_loop::LoopWatch;
