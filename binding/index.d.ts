@@ -97,6 +97,9 @@ export interface ContextOptions {
   honorCipherOrder?: boolean
 }
 
+/** The suite order used when `ciphers` is not given. */
+export declare function defaultCiphers(): string
+
 /** What the kernel smoke test reads back after installing a fixed key. */
 export interface FixedKeyOffload {
   ulp: string

@@ -842,5 +842,6 @@ module.exports.ServerSecureContext = nativeBinding.ServerSecureContext
 module.exports.acceptServer = nativeBinding.acceptServer
 module.exports.capabilities = nativeBinding.capabilities
 module.exports.connectClient = nativeBinding.connectClient
+module.exports.defaultCiphers = nativeBinding.defaultCiphers
 module.exports.offloadWithFixedKey = nativeBinding.offloadWithFixedKey
 module.exports.rawConnection = nativeBinding.rawConnection

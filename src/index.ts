@@ -7,6 +7,9 @@ export { connect, upgrade, type ConnectOptions } from './connect'
 export { SecureContext, createSecureContext, type SecureContextOptions, type KtlsMode } from './context'
 export { KtlsError } from './errors'
 
+/** The suites used when `ciphers` is not given, in preference order (as tls.DEFAULT_CIPHERS). */
+export const DEFAULT_CIPHERS: string = binding.defaultCiphers()
+
 export interface Capabilities {
   kernel: string
   ulp: boolean

@@ -3,6 +3,7 @@
 import test from 'ava'
 import { X509Certificate } from 'node:crypto'
 import { getCerts } from '../helpers/certs.mjs'
+import { ktls } from '../helpers/ktls.mjs'
 import {
   startNodeServer,
   startKtlsServer,
@@ -185,6 +186,8 @@ test('by default both sides prefer TLS_AES_128_GCM_SHA256, where node:tls prefer
     t.is(k.getCipher().name, 'TLS_AES_128_GCM_SHA256')
     await endAndClose(k)
   })
+  t.is(ktls.DEFAULT_CIPHERS.split(':').slice(0, 3).join(':'), 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256')
+  t.is(ktls.DEFAULT_CIPHERS.split(':').length, 9)
 })
 
 test('client negotiates TLS 1.2 when maxVersion is TLSv1.2', async (t) => {

@@ -16,6 +16,12 @@ pub(crate) fn to_js_error(err: ktls_core::Error) -> napi::Error<String> {
     napi::Error::new(err.code(), err.to_string())
 }
 
+/// The suite order used when `ciphers` is not given.
+#[napi]
+pub fn default_ciphers() -> &'static str {
+    ktls_core::DEFAULT_CIPHERS
+}
+
 /// The kernel's kTLS capabilities, probed once per process.
 #[napi(object)]
 pub struct Capabilities {
