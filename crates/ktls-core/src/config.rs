@@ -29,7 +29,7 @@ pub struct CommonOptions {
     /// `maxVersion` (default TLSv1.3).
     pub max_version: Option<String>,
     /// `ciphers`: colon-separated IANA suite names, in preference order;
-    /// empty keeps rustls's list.
+    /// empty means `DEFAULT_CIPHERS`.
     pub ciphers: Option<String>,
 }
 
@@ -52,7 +52,7 @@ pub struct ServerOptions {
     /// `key`: PEM private key.
     pub key: Vec<u8>,
     /// `honorCipherOrder`: pick the suite by this server's order (`ciphers`,
-    /// else rustls's), not the client's. node:tls's default is true.
+    /// else `DEFAULT_CIPHERS`), not the client's. node:tls's default is true.
     pub honor_cipher_order: bool,
 }
 

@@ -1,14 +1,14 @@
 //! A uniform face over rustls's unbuffered client and server connections,
 //! and the one loop (`pump`) that drives either through its states.
 
+use std::cell::RefCell;
+
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::kernel::KernelConnection;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus, WriteTraffic,
 };
-use std::cell::RefCell;
-
 use rustls::{CommonState, ExtractedSecrets};
 
 use crate::error::{Error, Result};
