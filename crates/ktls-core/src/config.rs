@@ -173,8 +173,8 @@ impl ServerContext {
 
 /// The suites used when `ciphers` is not given, in preference order: every
 /// suite rustls has, AES-128-GCM first (as BoringSSL and Go order them).
-/// Every kTLS kernel and TLS-offloading NIC has it, the kernel's AES-128
-/// runs 10 rounds to AES-256's 14, and its handshake hashes with SHA-256,
+/// It was kTLS's first suite (Linux 4.13), the kernel's AES-128 runs 10
+/// rounds to AES-256's 14, and its handshake hashes with SHA-256,
 /// which current x86 CPUs of both vendors run in hardware (SHA-384 they do not).
 pub const DEFAULT_CIPHERS: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:\
     TLS_CHACHA20_POLY1305_SHA256:\
