@@ -510,8 +510,8 @@ export class KtlsSocket extends Duplex {
   }
 
   address(): net.AddressInfo | Record<string, never> {
-    if (this.localAddress === undefined) return {}
-    return { address: this.localAddress, port: this.localPort ?? 0, family: net.isIPv6(this.localAddress) ? 'IPv6' : 'IPv4' }
+    const local = this.lookUp('localAddr')
+    return local ? { address: local.address, port: local.port, family: local.family } : {}
   }
 
   setNoDelay(noDelay = true): this {

@@ -10,14 +10,17 @@ import { fileURLToPath } from 'node:url'
 const PROBE = fileURLToPath(new URL('../helpers/reactor-probe.mjs', import.meta.url))
 const THROWING_LISTENER = fileURLToPath(new URL('../helpers/throwing-listener.mjs', import.meta.url))
 
-function runOnMainThread(options = {}) {
+/** Runs `script` as its own process (so on its main thread) and parses the JSON it prints. */
+function runScript(script, args = [], timeout = 60000) {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [PROBE, JSON.stringify(options)], { timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [script, ...args], { timeout }, (err, stdout, stderr) => {
       if (err) return reject(Object.assign(err, { stderr }))
       resolve(JSON.parse(stdout))
     })
   })
 }
+
+const runOnMainThread = (options = {}) => runScript(PROBE, [JSON.stringify(options)])
 
 test('on the main thread readiness comes through Node’s loop: no reactor thread is started', async (t) => {
   const result = await runOnMainThread()
@@ -40,13 +43,7 @@ test('an exception thrown in a nextTick scheduled by a socket callback is an unc
 })
 
 test('a throw from a data listener is an uncaught exception, as from a net.Socket, and leaves the socket open', async (t) => {
-  const stdout = await new Promise((resolve, reject) => {
-    execFile(process.execPath, [THROWING_LISTENER], { timeout: 30000 }, (err, out, stderr) => {
-      if (err) return reject(Object.assign(err, { stderr }))
-      resolve(out)
-    })
-  })
-  const result = JSON.parse(stdout)
+  const result = await runScript(THROWING_LISTENER, [], 30000)
   t.is(result.uncaught, 'thrown by a data listener')
   t.deepEqual(result.socketErrors, [])
   t.false(result.destroyed)
