@@ -16,11 +16,19 @@ export declare class ClientSecureContext {
 export declare class Connection {
   /** Bytes a `net.Socket` read before the takeover. */
   prependReceived(bytes: Buffer): void
+  /** Advances the handshake, arming the wait it needs. */
+  handshake(): HandshakeProgress
   /**
-   * 0: wants read, 1: wants write (in both cases the readiness report
-   * is already armed: one crossing per step), 2: done.
+   * Offloaded connections: reads and acts on the record that made the
+   * host's `read()` fail with `EIO` (a record that is not application data).
    */
-  handshake(): number
+  controlRecord(buf: Buffer): ControlRecord
+  /**
+   * close_notify alone (no FIN): for offloaded connections, whose FIN the
+   * host sends once its own write queue is empty. False while the socket
+   * cannot take the alert yet; then a writable report is armed.
+   */
+  closeNotify(): boolean
   /**
    * Bytes read, 0 at end of stream, -1 when nothing is available; then
    * `rearm` (as for `arm`, 0 for none) is armed in the same crossing.
@@ -97,6 +105,23 @@ export interface ContextOptions {
   honorCipherOrder?: boolean
 }
 
+/** What the record that stopped the host's read turned out to be. */
+export declare const enum ControlKind {
+  /** Acted on (ticket, key update, ignorable alert): reading may resume. */
+  Handled = 'Handled',
+  /** close_notify or TCP end: the stream is over. */
+  Eof = 'Eof',
+  /** Application data after all: `bytes` of it are in the buffer. */
+  Data = 'Data',
+  /** Nothing was waiting. */
+  WouldBlock = 'WouldBlock',
+}
+
+export interface ControlRecord {
+  kind: ControlKind
+  bytes: number
+}
+
 /** The suite order used when `ciphers` is not given. */
 export declare function defaultCiphers(): string
 
@@ -116,6 +141,16 @@ export interface HandshakeInfo {
   offload: Offload
 }
 
+/**
+ * Where a handshake step stopped. For `WantRead` and `WantWrite` the
+ * readiness report is already armed: one crossing per step.
+ */
+export declare const enum HandshakeProgress {
+  WantRead = 0,
+  WantWrite = 1,
+  Done = 2,
+}
+
 export interface Offload {
   tx: boolean
   rx: boolean
@@ -128,9 +163,6 @@ export interface Offload {
  * Two sockets given the same key talk through the kernel's crypto.
  */
 export declare function offloadWithFixedKey(fd: number, cipher: string, fill: number): FixedKeyOffload
-
-/** The post-offload data path on a plain socket, for benchmarks. */
-export declare function rawConnection(fd: number, reactor: Reactor, token: number): Connection
 
 export interface SocketAddress {
   address: string

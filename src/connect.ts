@@ -3,42 +3,48 @@ import * as net from 'node:net'
 import { KtlsSocket, type KtlsSocketOptions } from './socket'
 import { contextFor } from './context'
 import { validateOptions } from './options'
+import { normalizeConnectArgs } from './internals'
 
-export interface ConnectOptions extends Omit<KtlsSocketOptions, 'isServer' | 'server'> {
+export interface ConnectOptions
+  extends Omit<KtlsSocketOptions, 'isServer' | 'server'>,
+    Pick<
+      net.TcpNetConnectOpts,
+      'family' | 'hints' | 'lookup' | 'localAddress' | 'localPort' | 'noDelay' | 'keepAlive' | 'keepAliveInitialDelay' | 'autoSelectFamily'
+    > {
   host?: string
   port?: number
-  path?: string
+  path?: string | null
   socket?: net.Socket
-  family?: number
-  localAddress?: string
   timeout?: number
 }
 
 export function connect(options: ConnectOptions, secureConnectListener?: () => void): KtlsSocket
 export function connect(port: number, host?: string, options?: ConnectOptions, listener?: () => void): KtlsSocket
+export function connect(port: number, options?: ConnectOptions, listener?: () => void): KtlsSocket
+export function connect(path: string, options?: ConnectOptions, listener?: () => void): KtlsSocket
 export function connect(...args: unknown[]): KtlsSocket {
-  const { options, listener } = normalizeArgs(args)
+  const [normalized, listener] = normalizeConnectArgs(args)
+  const options = normalized as ConnectOptions
   // Check options and build the context before any connection exists.
   validateOptions(options)
   const secureContext = contextFor(options)
   secureContext.clientContext()
-  const raw = options.socket ?? net.connect(rawOptions(options))
-  const socket = new KtlsSocket(raw, { ...options, secureContext, host: options.host ?? 'localhost', isServer: false })
+  const host = options.host ?? 'localhost'
+  // net's own connect (lookup, family, hints, localAddress, errors as Node
+  // reports them) on a socket of its own: nothing in Node may see that
+  // socket's handle until the kernel holds both directions' keys.
+  const raw = options.socket ?? net.connect(netOptions(options))
+  const socket = new KtlsSocket(raw, { ...options, secureContext, host, isServer: false })
   if (listener) socket.once('secureConnect', listener)
   if (options.timeout) socket.setTimeout(options.timeout)
   return socket
 }
 
-function rawOptions(o: ConnectOptions): net.NetConnectOpts {
-  if (o.path != null) return { path: o.path } // https.Agent passes path: null
-  return { host: o.host ?? 'localhost', port: o.port ?? 443, family: o.family, localAddress: o.localAddress }
-}
-
-function normalizeArgs(args: unknown[]): { options: ConnectOptions; listener?: () => void } {
-  const listener = typeof args[args.length - 1] === 'function' ? (args.pop() as () => void) : undefined
-  if (typeof args[0] === 'object' && args[0] !== null) return { options: args[0] as ConnectOptions, listener }
-  const [port, host, extra] = args as [number, string | undefined, ConnectOptions | undefined]
-  return { options: { ...extra, port: Number(port), host: typeof host === 'string' ? host : extra?.host }, listener }
+/** What net.Socket#connect needs (https.Agent passes `path: null` for TCP). */
+function netOptions(o: ConnectOptions): net.NetConnectOpts {
+  if (o.path != null) return { path: o.path }
+  const { port = 443, host = 'localhost', ...rest } = o
+  return { ...(rest as net.TcpNetConnectOpts), port, host, path: undefined } as net.NetConnectOpts
 }
 
 /** Takes over an already connected net.Socket; resolves once secure. */

@@ -9,7 +9,8 @@ import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
 import { contextFor, type SecureContext } from './context'
 import { validateOptions } from './options'
-import { acceptHandles, acceptSecure, type ServerOptions } from './server'
+import { acceptSecure, type ServerOptions } from './server'
+import { acceptHandles } from './internals'
 import type { AcceptedHandle } from './socket'
 
 export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}

@@ -1,6 +1,7 @@
 // createServer: a net.Server whose connections become KtlsSockets.
 import * as net from 'node:net'
 import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions } from './socket'
+import { acceptHandles, countAsConnection } from './internals'
 import { contextFor, type SecureContext } from './context'
 import { validateOptions } from './options'
 
@@ -40,8 +41,10 @@ export class Server extends net.Server {
 
 /**
  * The server side of a connection `server` accepted: a KtlsSocket that
- * reports handshake failures to `server` ('tlsClientError') and stands in
- * for the TCP socket in the server's connection count.
+ * reports handshake failures to `server` ('tlsClientError'). A connection
+ * taken straight from libuv counts in the server's connections as Node's
+ * own sockets do; one that came through 'connection' stays tied to that
+ * TCP socket, which Node counts already.
  */
 export function acceptSecure(
   server: net.Server,
@@ -52,77 +55,8 @@ export function acceptSecure(
   const accepted = isAcceptedHandle(raw)
   if (!accepted && raw.destroyed) return undefined
   const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: true, server })
-  if (accepted || (raw as unknown as { _server?: unknown })._server === server) countUntilClosed(server, socket)
+  if (accepted) countAsConnection(server, socket)
   return socket
-}
-
-interface ListenHandle {
-  onconnection(this: ListenHandle, err: number, client?: AcceptedHandle): void
-}
-
-interface ServerInternals {
-  _handle?: ListenHandle | null
-  _connections: number
-  noDelay?: boolean
-  keepAlive?: boolean
-  keepAliveInitialDelay?: number
-}
-
-interface SocketOptionHandle extends AcceptedHandle {
-  setNoDelay?(on: boolean): number
-  setKeepAlive?(on: boolean, delaySecs: number): number
-}
-
-/**
- * Hands each TCP connection `server` accepts to `accept` as libuv's handle,
- * skipping the net.Socket that Node would build only for ktls to take its
- * descriptor and destroy it (a fifth of the server's CPU per handshake).
- * Node's own path still runs when someone else listens to 'connection'
- * (they get the TCP socket, as with node:tls), for maxConnections drops,
- * accept errors and non-TCP (pipe) servers. Works in cluster workers too:
- * they deliver connections through the same `onconnection`.
- */
-export function acceptHandles(server: net.Server, accept: (handle: AcceptedHandle) => void): void {
-  const internals = server as unknown as ServerInternals
-  server.on('listening', () => {
-    const listenHandle = internals._handle
-    if (!listenHandle || typeof listenHandle.onconnection !== 'function') return
-    const nodeOnConnection = listenHandle.onconnection
-    listenHandle.onconnection = function (err, client) {
-      const full = server.maxConnections > 0 && internals._connections >= server.maxConnections
-      const tcp = client !== undefined && typeof client.getpeername === 'function'
-      if (err || !tcp || full || server.listenerCount('connection') > 1) {
-        return nodeOnConnection.call(this, err, client)
-      }
-      applyServerSocketOptions(internals, client)
-      accept(client)
-    }
-  })
-}
-
-/** What net.Server's `noDelay` and `keepAlive` options do to each accepted socket. */
-function applyServerSocketOptions(server: ServerInternals, client: SocketOptionHandle): void {
-  if (server.noDelay) client.setNoDelay?.(true)
-  if (server.keepAlive) client.setKeepAlive?.(true, server.keepAliveInitialDelay ?? 0)
-}
-
-interface ConnectionCount {
-  _connections: number
-  _emitCloseIfDrained(): void
-}
-
-/**
- * The TCP socket a server accepted is gone once ktls owns its descriptor;
- * the KtlsSocket takes its place in net.Server's count, so close() and
- * getConnections() see it.
- */
-function countUntilClosed(server: net.Server, socket: KtlsSocket): void {
-  const count = server as unknown as ConnectionCount
-  count._connections++
-  socket.once('close', () => {
-    count._connections--
-    count._emitCloseIfDrained()
-  })
 }
 
 export function createServer(

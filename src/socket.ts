@@ -1,15 +1,28 @@
-// KtlsSocket: a Duplex over a TCP descriptor taken from a net.Socket. The
-// handshake runs in rustls; afterwards the kernel (or rustls, when the
-// kernel cannot) carries the records. Names and events follow node:tls.
-import { Duplex } from 'node:stream'
+// KtlsSocket: a net.Socket whose TLS handshake runs in rustls. Once the
+// kernel holds both directions' keys, libuv's own TCP handle carries the
+// data (Node's native fast paths included) and ktls only acts on the
+// records that are not application data. When the kernel cannot take the
+// connection, rustls carries the records in userspace behind the same class.
 import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { X509Certificate } from 'node:crypto'
-import type { Connection, HandshakeInfo, SocketAddress } from '../binding/index'
+import { constants as osConstants } from 'node:os'
+import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo } from '../binding/index'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, fromNative, verifyError } from './errors'
 import { contextFor, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
+import {
+  attachHandle,
+  detachHandle,
+  handleOf,
+  interceptReadErrors,
+  lookUpAddressesThrough,
+  moveHandle,
+  reopenAfterReadError,
+  touchTimer,
+  type StreamHandle,
+} from './internals'
 
 export interface KtlsSocketOptions extends SecureContextOptions {
   isServer?: boolean
@@ -23,10 +36,11 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   handshakeTimeout?: number
   ktls?: KtlsMode
   allowHalfOpen?: boolean
+  signal?: AbortSignal
   /**
    * Benchmarks only: no TLS at all. The socket runs exactly the code that
-   * carries records after offload (record reader, Duplex, write path) over
-   * a plain TCP connection, so that path can be measured where the kernel
+   * carries records after offload (libuv's handle, ktls's read hook) over a
+   * plain TCP connection, so that path can be measured where the kernel
    * has no kTLS. Never use it for real traffic: nothing is encrypted.
    */
   unencryptedBenchmarkOnly?: boolean
@@ -40,6 +54,14 @@ export interface KtlsStatus {
   reason?: string
 }
 
+/**
+ * Who moves the bytes: rustls's handshake; libuv (both directions offloaded:
+ * the kernel encrypts whatever libuv writes); or ktls's own loop (rustls in
+ * userspace, or an offloaded socket whose libuv handle could not be reopened
+ * after a control record because a write was in flight).
+ */
+type Engine = 'handshake' | 'libuv' | 'own' | 'closed'
+
 const READ_SIZE = 64 * 1024
 const SMALL_READ = 16 * 1024
 
@@ -48,20 +70,16 @@ const SMALL_READ = 16 * 1024
 let readBuffer = Buffer.allocUnsafe(READ_SIZE)
 const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
 
-/**
- * A connection a server accepted, still as libuv's TCP handle (what
- * net.Server passes to `onconnection`): ktls takes its descriptor without
- * building a net.Socket around it.
- */
-export interface AcceptedHandle {
-  readonly fd: number
-  /** Only TCP handles have it; its presence is what tells them apart. */
-  getpeername(out: Partial<net.AddressInfo>): number
-  close(): void
-}
+/** A connection a server accepted, still as libuv's handle (what `onconnection` gets). */
+export type AcceptedHandle = StreamHandle
 
 export function isAcceptedHandle(source: net.Socket | AcceptedHandle): source is AcceptedHandle {
-  return !(source instanceof Duplex) && typeof (source as AcceptedHandle).getpeername === 'function'
+  return !(source instanceof net.Socket) && typeof (source as AcceptedHandle).getpeername === 'function'
+}
+
+interface HeldWrite {
+  chunks: Array<{ chunk: Buffer | string; encoding: BufferEncoding }>
+  callback: (err?: Error | null) => void
 }
 
 interface PendingWrite {
@@ -71,25 +89,30 @@ interface PendingWrite {
   callback: (err?: Error | null) => void
 }
 
-export class KtlsSocket extends Duplex {
+const netSocket = net.Socket.prototype as unknown as {
+  _read(n: number): void
+  _write(chunk: unknown, encoding: BufferEncoding, cb: (err?: Error | null) => void): void
+  _writev(chunks: unknown[], cb: (err?: Error | null) => void): void
+  _final(cb: (err?: Error | null) => void): void
+  _destroy(err: Error | null, cb: (err?: Error | null) => void): void
+}
+
+export class KtlsSocket extends net.Socket {
   readonly encrypted = true
   authorized = false
   authorizationError: string | null = null
   alpnProtocol: string | false = false
   servername: string | false = false
   ktls: KtlsStatus = { tx: false, rx: false, cipher: '', reason: 'handshake not finished' }
-  bytesRead = 0
-  bytesWritten = 0
-  connecting = true
-  /** The idle timeout set by setTimeout() (read by https.Agent). */
-  timeout = 0
 
   private readonly options: KtlsSocketOptions
   private readonly isServer: boolean
   private context: SecureContext
+  private engine: Engine = 'handshake'
+  /** libuv's handle: kept out of `_handle` until both directions are offloaded. */
+  private tcp?: StreamHandle
   private conn?: Connection
   private token = 0
-  private reactor?: ReturnType<typeof register>['reactor']
   private secure = false
   /** rustls seals records here, so ciphertext may wait in Rust for flush(). */
   private userspaceRecords = false
@@ -98,19 +121,29 @@ export class KtlsSocket extends Duplex {
   private wantWrite = false
   /** The interest armed and not reported yet (epoll arms are one-shot). */
   private armed = 0
+  /** The stream asked for data (ktls's own loop, or before the handshake ended). */
   private reading = false
-  private pending?: PendingWrite
+  /** A write issued before the handshake ended. */
+  private held?: HeldWrite
+  private ownWrite?: PendingWrite
   private finalCallback?: (err?: Error | null) => void
   private handshakeTimer?: NodeJS.Timeout
-  private idleTimer?: NodeJS.Timeout
-  private referenced = false
+  private wantRef = true
+  private holdsLoop = false
+  private ownBytesRead = 0
+  private ownBytesWritten = 0
   private peerCert?: tls.DetailedPeerCertificate
-  /** Addresses, looked up on first use (null: not an IP socket). */
-  private peerAddr?: SocketAddress | null
-  private localAddr?: SocketAddress | null
+  /** The TCP socket still connecting: socket options wait on it. */
+  private connectingRaw?: net.Socket
 
   constructor(socket: net.Socket | AcceptedHandle, options: KtlsSocketOptions = {}) {
-    super({ allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true })
+    const accepted = socket != null && isAcceptedHandle(socket)
+    super({
+      allowHalfOpen: options.allowHalfOpen ?? false,
+      signal: options.signal,
+      // An accepted handle is ours from the start; reading waits for the handshake.
+      ...(accepted ? { handle: socket, manualStart: true } : {}),
+    } as net.SocketConstructorOpts)
     this.options = options
     this.isServer = options.isServer === true
     validateOptions(options)
@@ -120,119 +153,146 @@ export class KtlsSocket extends Duplex {
       // no TLS, no configuration
     } else if (this.isServer) this.context.serverContext()
     else this.context.clientContext()
-    this.setRef(true)
+    this.updateLoopHold()
     const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
     if (timeout > 0) {
       this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
       this.handshakeTimer.unref()
     }
-    if (isAcceptedHandle(socket)) {
-      process.nextTick(() => this.takeOverHandle(socket))
-    } else if (socket.connecting) {
-      socket.once('connect', () => this.takeOver(socket))
-      socket.once('error', (err) => this.fail(err))
+    if (accepted) {
+      this.tcp = detachHandle(this) ?? undefined
+      process.nextTick(() => this.begin())
+    } else if (socket instanceof net.Socket) {
+      this.wrapSocket(socket)
     } else {
-      process.nextTick(() => this.takeOver(socket))
+      throw new KtlsError('ERR_INVALID_ARG_TYPE', 'KtlsSocket needs a net.Socket (or an accepted handle) to secure')
     }
   }
 
   // ---- takeover and handshake ----
 
-  private takeOver(socket: net.Socket): void {
-    if (this.destroyed) {
-      socket.destroy()
-      return
+  /** An existing net.Socket: its handle becomes ours, as node:tls wraps it. */
+  private wrapSocket(raw: net.Socket): void {
+    if (raw.connecting) {
+      this.setConnecting(true)
+      this.connectingRaw = raw
+      raw.on('lookup', (...args) => this.emit('lookup', ...args))
+      raw.once('connect', () => this.takeOver(raw))
+      raw.once('error', (err) => this.fail(err))
+    } else {
+      process.nextTick(() => this.takeOver(raw))
     }
-    socket.removeAllListeners('error')
-    socket.on('error', () => {}) // its fd is ours now; late errors are moot
-    const handle = (socket as unknown as { _handle?: { fd?: number; readStop?: () => void } })._handle
-    const fd = handle?.fd
+    // As with node:tls, the TCP socket and the TLS socket live and die together.
+    raw.once('close', () => this.destroy())
+    this.once('close', () => raw.destroy())
+  }
+
+  private takeOver(raw: net.Socket): void {
+    this.connectingRaw = undefined
+    if (this.destroyed) return
+    this.setConnecting(false)
+    raw.removeAllListeners('error')
+    raw.on('error', () => {}) // its handle is ours now; its own late errors are moot
+    raw.pause()
+    handleOf(raw)?.readStop()
+    const alreadyRead = drainReadable(raw)
+    // (Reading the stream may have asked libuv to read again: moving stops it.)
+    this.tcp = moveHandle(raw, this) ?? undefined
+    // http's client waits for 'connect' before arming req.setTimeout().
+    if (!this.isServer) this.emit('connect')
+    this.begin(alreadyRead)
+  }
+
+  private begin(alreadyRead?: Buffer): void {
+    if (this.destroyed) return
+    const fd = this.tcp?.fd
     if (typeof fd !== 'number' || fd < 0) {
       return this.fail(new KtlsError('ERR_KTLS_NO_FD', 'socket has no file descriptor (closed, or not a libuv stream)'))
     }
-    socket.pause()
-    handle?.readStop?.()
-    const alreadyRead = drainReadable(socket)
-    // Reading the stream may have asked libuv to start reading again; stop
-    // it before the loop polls. The handle is closed below in this same tick.
-    handle?.readStop?.()
-    this.adopt(fd, alreadyRead, () => socket.destroy())
-  }
-
-  private takeOverHandle(handle: AcceptedHandle): void {
-    if (this.destroyed) return handle.close()
-    this.adopt(handle.fd, undefined, () => handle.close())
-  }
-
-  /** Opens the Connection on a duplicate of `fd`, then lets libuv close its own. */
-  private adopt(fd: number, alreadyRead: Buffer | undefined, closeOriginal: () => void): void {
+    if (this.options.unencryptedBenchmarkOnly === true) return this.onHandshakeDone()
     const { token, reactor } = register(this)
     this.token = token
-    this.reactor = reactor
     try {
-      this.conn = this.openConnection(fd)
+      this.conn = this.openConnection(fd, reactor)
       if (alreadyRead && alreadyRead.length > 0) this.conn.prependReceived(alreadyRead)
     } catch (err) {
-      closeOriginal()
       return this.fail(fromNative(err))
     }
-    closeOriginal()
-    this.connecting = false
-    // http's client waits for 'connect' before arming req.setTimeout().
-    if (!this.isServer) this.emit('connect')
     this.handshakeStep()
   }
 
-  private openConnection(fd: number): Connection {
-    if (this.options.unencryptedBenchmarkOnly === true) {
-      return binding.rawConnection(fd, this.reactor!, this.token)
-    }
+  private openConnection(fd: number, reactor: ReturnType<typeof register>['reactor']): Connection {
     const mode = this.options.ktls ?? 'auto'
     if (this.isServer) {
-      return binding.acceptServer(this.context.serverContext(), fd, mode, this.reactor!, this.token)
+      return binding.acceptServer(this.context.serverContext(), fd, mode, reactor, this.token)
     }
     const servername = this.options.servername || this.options.host || 'localhost'
-    return binding.connectClient(this.context.clientContext(), fd, servername, mode, this.reactor!, this.token)
+    return binding.connectClient(this.context.clientContext(), fd, servername, mode, reactor, this.token)
   }
 
   private handshakeStep(): void {
-    let progress: number
+    let progress: HandshakeProgress
     try {
       progress = this.conn!.handshake()
     } catch (err) {
       return this.fail(fromNative(err))
     }
-    if (progress === 2) return this.onHandshakeDone()
-    this.armed = progress === 0 ? READABLE : WRITABLE // the binding armed the wait
+    if (progress === HandshakeProgress.Done) return this.onHandshakeDone()
+    this.armed = progress === HandshakeProgress.WantRead ? READABLE : WRITABLE // the binding armed it
   }
 
   private onHandshakeDone(): void {
     clearTimeout(this.handshakeTimer)
-    const conn = this.conn!
-    this.info = conn.info()
-    const offload = this.info.offload
-    this.ktls = { tx: offload.tx, rx: offload.rx, cipher: this.info.cipher }
-    this.userspaceRecords = !offload.tx && this.options.unencryptedBenchmarkOnly !== true
-    if (offload.reason !== undefined) this.ktls.reason = offload.reason
-    this.alpnProtocol = this.info.alpnProtocol ?? false
-    this.servername = this.info.servername ?? false
-    const verify = !this.isServer && this.options.unencryptedBenchmarkOnly !== true
-    if (verify && !this.verifyPeer()) return
-    this.secure = true
-    this.touch()
-    if (this.isServer) {
-      this.authorized = false // no client certificates are requested
-      this.emit('secure')
+    const raw = this.options.unencryptedBenchmarkOnly === true
+    if (this.conn) {
+      this.info = this.conn.info()
+      const offload = this.info.offload
+      this.ktls = { tx: offload.tx, rx: offload.rx, cipher: this.info.cipher }
+      if (offload.reason !== undefined) this.ktls.reason = offload.reason
+      this.alpnProtocol = this.info.alpnProtocol ?? false
+      this.servername = this.info.servername ?? false
+      if (!this.isServer && !this.verifyPeer()) return
     } else {
-      this.emit('secure')
-      this.emit('secureConnect')
+      this.ktls = { tx: false, rx: false, cipher: '', reason: 'raw benchmark socket: no TLS' }
     }
-    if (this.pending) this.writeLoop()
-    if (this.finalCallback && !this.pending) this.finish()
-    // Like net.Socket: start reading into the buffer (up to highWaterMark)
-    // even before a consumer attaches, so EOF and alerts are noticed.
-    if (this.reading) this.readLoop()
-    else this.read(0)
+    const offloaded = raw || (this.ktls.tx && this.ktls.rx)
+    if (offloaded) this.useLibuv()
+    else this.useOwnLoop()
+    this.secure = true
+    this.emit('secure')
+    if (!this.isServer) this.emit('secureConnect')
+    this.releaseHeld()
+    // A read the stream asked for during the handshake is still owed; else,
+    // like net.Socket, start reading so that EOF and alerts are noticed.
+    if (this.reading) this._read(READ_SIZE)
+    else if (!this.isPaused()) this.read(0)
+  }
+
+  /** Both directions offloaded: libuv's handle carries the data from now on. */
+  private useLibuv(): void {
+    this.engine = 'libuv'
+    const tcp = this.tcp!
+    if (this.conn) interceptReadErrors(tcp, (errno) => this.onKernelReadError(errno))
+    attachHandle(this, tcp)
+    this.updateLoopHold()
+  }
+
+  private useOwnLoop(): void {
+    this.engine = 'own'
+    this.userspaceRecords = !this.ktls.tx
+    this.updateLoopHold()
+  }
+
+  /** Replays what was written or ended during the handshake, in order. */
+  private releaseHeld(): void {
+    const held = this.held
+    this.held = undefined
+    if (held) this._writev(held.chunks, held.callback)
+    const final = this.finalCallback
+    if (final && !held) {
+      this.finalCallback = undefined
+      this._final(final)
+    }
   }
 
   /** Node's order: chain first, then checkServerIdentity; reject only if asked. */
@@ -281,7 +341,74 @@ export class KtlsSocket extends Duplex {
     this.destroy(err)
   }
 
-  // ---- readiness ----
+  // ---- control records on an offloaded socket ----
+
+  /** What libuv's read of an offloaded socket failed with, in ktls's terms. */
+  private onKernelReadError(errno: number): boolean {
+    if (errno === errnos.EIO) {
+      this.onControlRecord()
+      return true
+    }
+    const error = kernelReadError(errno)
+    if (error) this.destroy(error)
+    return error !== undefined
+  }
+
+  /**
+   * libuv's read stopped at a record that is not application data (EIO).
+   * Read and act on it, then let libuv read again.
+   */
+  private onControlRecord(): void {
+    const tcp = this.tcp!
+    let record
+    try {
+      record = this.conn!.controlRecord(readBuffer)
+    } catch (err) {
+      this.destroy(fromNative(err))
+      return
+    }
+    const nodeWantsData = tcp.reading !== false
+    // A write in flight keeps libuv from reopening: carry on with ktls's own loop.
+    if (!reopenAfterReadError(tcp)) {
+      detachHandle(this)
+      this.useOwnLoop()
+      if (this.deliverControl(record.kind, record.bytes) && nodeWantsData) this._read(READ_SIZE)
+      return
+    }
+    if (!this.deliverControl(record.kind, record.bytes)) return
+    this.flushControl()
+    // libuv stops reading once this callback returns; restart it after that.
+    setImmediate(() => {
+      if (this.engine !== 'libuv' || this.destroyed || tcp.reading === false) return
+      const err = tcp.readStart()
+      if (err) this.destroy(new KtlsError('ERR_KTLS_IO', `read restart failed (${err})`))
+    })
+  }
+
+  /** Pushes what a control read produced; false when the stream has ended. */
+  private deliverControl(kind: ControlKind, bytes: number): boolean {
+    if (kind === ControlKind.Eof) {
+      this.push(null)
+      this.read(0)
+      return false
+    }
+    if (kind === ControlKind.Data) {
+      this.ownBytesRead += bytes
+      this.push(Buffer.from(readBuffer.subarray(0, bytes)))
+    }
+    return true
+  }
+
+  /** A KeyUpdate answer the socket could not take yet goes out when writable. */
+  private flushControl(): void {
+    try {
+      if (!this.conn!.flush()) this.want(WRITABLE)
+    } catch (err) {
+      this.destroy(fromNative(err))
+    }
+  }
+
+  // ---- readiness (the handshake, ktls's own loop, control sends) ----
 
   /**
    * Called by the reactor; one report per arm. Native failures are caught
@@ -289,15 +416,12 @@ export class KtlsSocket extends Duplex {
    */
   onReady(bits: number): void {
     this.armed = 0 // one report per arm: nothing is armed any more
-    this.handleReady(bits)
-  }
-
-  private handleReady(bits: number): void {
+    if (this.destroyed) return
+    if (this.engine === 'handshake') return this.handshakeStep()
     const wantedRead = this.wantRead
     const wantedWrite = this.wantWrite
     this.wantRead = false
     this.wantWrite = false
-    if (!this.secure) return this.handshakeStep()
     if (bits & WRITABLE && wantedWrite) this.onWritable()
     else if (wantedWrite) this.wantWrite = true
     if (bits & READABLE && wantedRead) this.readLoop()
@@ -323,23 +447,35 @@ export class KtlsSocket extends Duplex {
     this.armed = interest
   }
 
+  private onWritable(): void {
+    if (this.engine === 'libuv') {
+      this.flushControl()
+      if (this.finalCallback) this.finishOffloaded(this.finalCallback)
+      return
+    }
+    if (this.ownWrite) this.writeLoop()
+    else if (this.finalCallback) this.finish()
+  }
+
   // ---- reading ----
 
-  override _read(): void {
+  override _read(n: number): void {
+    if (this.engine === 'libuv') return netSocket._read.call(this, n)
     this.reading = true
-    if (this.secure && !this.wantRead) this.readLoop()
+    if (this.engine === 'own' && !this.wantRead) this.readLoop()
   }
 
   private readLoop(): void {
     const conn = this.conn
-    while (conn && !this.destroyed) {
+    while (conn && !this.destroyed && this.engine === 'own') {
       let n: number
       const rearm = this.wantWrite ? READABLE | WRITABLE : READABLE
       try {
         // On EAGAIN the binding re-arms `rearm` in the same call.
         n = conn.read(readBuffer, rearm)
       } catch (err) {
-        return this.fail(fromNative(err))
+        this.destroy(fromNative(err))
+        return
       }
       if (n < 0) {
         this.wantRead = true
@@ -352,8 +488,8 @@ export class KtlsSocket extends Duplex {
         this.read(0) // as net.Socket: lets 'end' fire when nothing is buffered
         return
       }
-      this.bytesRead += n
-      this.touch()
+      this.ownBytesRead += n
+      touchTimer(this)
       if (!this.push(this.takeChunk(n))) {
         this.reading = false
         return
@@ -371,29 +507,31 @@ export class KtlsSocket extends Duplex {
 
   // ---- writing ----
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.startWrite([chunk], callback)
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.engine === 'libuv') return netSocket._write.call(this, chunk, encoding, callback)
+    this._writev([{ chunk, encoding }], callback)
   }
 
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
-    this.startWrite(
-      chunks.map((c) => c.chunk),
-      callback,
-    )
-  }
-
-  private startWrite(chunks: Buffer[], callback: (err?: Error | null) => void): void {
-    this.pending = { chunks, index: 0, offset: 0, callback }
-    if (this.secure) this.writeLoop()
-  }
-
-  private onWritable(): void {
-    if (this.pending) this.writeLoop()
-    else if (this.finalCallback) this.finish()
+  override _writev(
+    chunks: Array<{ chunk: Buffer | string; encoding: BufferEncoding }>,
+    callback: (err?: Error | null) => void,
+  ): void {
+    switch (this.engine) {
+      case 'libuv':
+        return netSocket._writev.call(this, chunks, callback)
+      case 'handshake':
+        this.held = { chunks, callback }
+        return
+      case 'own':
+        this.ownWrite = { chunks: chunks.map(toBuffer), index: 0, offset: 0, callback }
+        return this.writeLoop()
+      case 'closed':
+        return callback(new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed'))
+    }
   }
 
   private writeLoop(): void {
-    const job = this.pending!
+    const job = this.ownWrite!
     const conn = this.conn!
     try {
       while (job.index < job.chunks.length) {
@@ -401,7 +539,7 @@ export class KtlsSocket extends Duplex {
         const n = job.offset < chunk.length ? conn.write(chunk.subarray(job.offset)) : 0
         if (n < 0) return this.want(WRITABLE)
         job.offset += n
-        this.bytesWritten += n
+        this.ownBytesWritten += n
         if (job.offset >= chunk.length) {
           job.index++
           job.offset = 0
@@ -409,19 +547,49 @@ export class KtlsSocket extends Duplex {
       }
       if (this.userspaceRecords && !conn.flush()) return this.want(WRITABLE)
     } catch (err) {
-      this.pending = undefined
+      this.ownWrite = undefined
       return job.callback(fromNative(err))
     }
-    this.pending = undefined
-    this.touch()
+    this.ownWrite = undefined
+    touchTimer(this)
     job.callback()
     if (this.finalCallback) this.finish()
   }
 
   /** end(): close_notify (RFC 8446 §6.1), then FIN. */
   override _final(callback: (err?: Error | null) => void): void {
-    this.finalCallback = callback
-    if (this.secure && !this.pending) this.finish()
+    switch (this.engine) {
+      case 'libuv':
+        return this.finishOffloaded(callback)
+      case 'own':
+        this.finalCallback = callback
+        if (!this.ownWrite) this.finish()
+        return
+      case 'handshake':
+        this.finalCallback = callback
+        return
+      case 'closed':
+        return callback()
+    }
+  }
+
+  /** Offloaded: libuv's write queue is empty here; close_notify, then libuv's FIN. */
+  private finishOffloaded(callback: (err?: Error | null) => void): void {
+    this.finalCallback = undefined
+    if (this.conn) {
+      try {
+        if (!this.conn.closeNotify()) {
+          this.finalCallback = callback
+          this.wantWrite = true
+          this.armed = WRITABLE // armed by the binding
+          return
+        }
+      } catch (err) {
+        // A peer that is gone has nothing to be notified of, as net's shutdown.
+        if (!isGone(err)) return callback(fromNative(err))
+      }
+    }
+    netSocket._final.call(this, callback)
   }
 
   private finish(): void {
@@ -430,6 +598,7 @@ export class KtlsSocket extends Duplex {
       if (!this.conn!.end()) return this.want(WRITABLE)
     } catch (err) {
       this.finalCallback = undefined
+      if (isGone(err)) return callback()
       return callback(fromNative(err))
     }
     this.finalCallback = undefined
@@ -440,13 +609,18 @@ export class KtlsSocket extends Duplex {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.handshakeTimer)
-    clearTimeout(this.idleTimer)
+    this.engine = 'closed'
     this.conn?.destroy()
     if (this.token) unregister(this.token)
-    this.setRef(false)
-    this.pending?.callback(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed'))
-    this.pending = undefined
-    callback(err)
+    this.updateLoopHold()
+    const gone = new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed')
+    this.ownWrite?.callback(err ?? gone)
+    this.ownWrite = undefined
+    this.held?.callback(err ?? gone)
+    this.held = undefined
+    // net.Socket closes the handle it holds: give it back if it is detached.
+    if (this.tcp && !handleOf(this)) attachHandle(this, this.tcp)
+    netSocket._destroy.call(this, err, callback)
   }
 
   // ---- node:tls / net.Socket surface ----
@@ -477,108 +651,73 @@ export class KtlsSocket extends Duplex {
     return false
   }
 
-  get remoteAddress(): string | undefined {
-    return this.lookUp('peerAddr')?.address
-  }
-
-  get remotePort(): number | undefined {
-    return this.lookUp('peerAddr')?.port
-  }
-
-  get remoteFamily(): string | undefined {
-    return this.lookUp('peerAddr')?.family
-  }
-
-  get localAddress(): string | undefined {
-    return this.lookUp('localAddr')?.address
-  }
-
-  get localPort(): number | undefined {
-    return this.lookUp('localAddr')?.port
-  }
-
-  /** As net.Socket: asked of the descriptor on first use, then remembered. */
-  private lookUp(which: 'peerAddr' | 'localAddr'): SocketAddress | undefined {
-    if (this[which] === undefined && this.conn && !this.destroyed) {
-      try {
-        this[which] = (which === 'peerAddr' ? this.conn.peerAddress() : this.conn.localAddress()) ?? null
-      } catch {
-        return undefined
-      }
-    }
-    return this[which] ?? undefined
-  }
-
-  address(): net.AddressInfo | Record<string, never> {
-    const local = this.lookUp('localAddr')
-    return local ? { address: local.address, port: local.port, family: local.family } : {}
-  }
-
-  setNoDelay(noDelay = true): this {
-    this.whenOpen((conn) => conn.setNoDelay(noDelay))
+  override setNoDelay(noDelay = true): this {
+    const handle = handleOf(this) ?? this.tcp
+    if (handle) handle.setNoDelay?.(noDelay)
+    else this.connectingRaw?.setNoDelay(noDelay) // applied once it connects
     return this
   }
 
-  setKeepAlive(enable = false, initialDelay = 0): this {
-    this.whenOpen((conn) => conn.setKeepAlive(enable, Math.floor(initialDelay / 1000)))
+  override setKeepAlive(enable = false, initialDelay = 0): this {
+    const handle = handleOf(this) ?? this.tcp
+    if (handle) handle.setKeepAlive?.(enable, Math.floor(initialDelay / 1000))
+    else this.connectingRaw?.setKeepAlive(enable, initialDelay)
     return this
   }
 
-  /** As net.Socket: 0 disables the idle timer and removes `callback`. */
-  setTimeout(ms: number, callback?: () => void): this {
-    clearTimeout(this.idleTimer)
-    this.idleTimer = undefined
-    this.timeout = ms
-    if (callback) {
-      if (ms > 0) this.once('timeout', callback)
-      else this.removeListener('timeout', callback)
-    }
-    if (ms > 0) {
-      this.idleTimer = setTimeout(() => this.emit('timeout'), ms)
-      this.idleTimer.unref()
-    }
+  override ref(): this {
+    this.wantRef = true
+    this.updateLoopHold()
     return this
   }
 
-  /** As net.Socket: end, then destroy once everything was written. */
-  destroySoon(): void {
-    if (this.writable) this.end()
-    if (this.writableFinished) this.destroy()
-    else this.once('finish', () => this.destroy())
-  }
-
-  ref(): this {
-    this.setRef(true)
+  override unref(): this {
+    this.wantRef = false
+    this.updateLoopHold()
     return this
   }
 
-  unref(): this {
-    this.setRef(false)
-    return this
-  }
-
-  private setRef(on: boolean): void {
-    if (on === this.referenced || (on && this.destroyed)) return
-    this.referenced = on
-    if (on) holdLoop()
+  /**
+   * What keeps Node's loop alive for this socket: libuv's handle once it
+   * carries the data (an active read, as any net.Socket), else one shared
+   * timer while the handshake or ktls's own loop waits on the reactor.
+   */
+  private updateLoopHold(): void {
+    const handle = handleOf(this) ?? this.tcp
+    if (this.wantRef) handle?.ref?.()
+    else handle?.unref?.()
+    const hold = this.wantRef && !this.destroyed && this.engine !== 'libuv' && this.engine !== 'closed'
+    if (hold === this.holdsLoop) return
+    this.holdsLoop = hold
+    if (hold) holdLoop()
     else releaseLoop()
   }
 
-  private touch(): void {
-    this.idleTimer?.refresh()
+  /** `connecting` is net.Socket's, read-only in its typings; set while a wrapped socket connects. */
+  private setConnecting(on: boolean): void {
+    ;(this as { connecting: boolean }).connecting = on
   }
 
-  private whenOpen(apply: (conn: Connection) => void): void {
-    const run = () => {
-      try {
-        if (this.conn && !this.destroyed) apply(this.conn)
-      } catch (err) {
-        this.destroy(fromNative(err))
-      }
-    }
-    if (this.conn) run()
-    else this.once('secure', run)
+  /** libuv's handle while it is kept out of `_handle`. */
+  private hiddenHandle(): StreamHandle | undefined {
+    return handleOf(this) ? undefined : this.tcp
   }
+
+  /** Plaintext bytes: libuv counts what it moved, ktls's own loop the rest. */
+  private plaintextBytes(which: 'bytesRead' | 'bytesWritten'): number {
+    const own = which === 'bytesRead' ? this.ownBytesRead : this.ownBytesWritten
+    return (this.tcp?.[which] ?? 0) + own
+  }
+}
+
+lookUpAddressesThrough(KtlsSocket.prototype, (socket) => (socket as KtlsSocket)['hiddenHandle']())
+for (const which of ['bytesRead', 'bytesWritten'] as const) {
+  Object.defineProperty(KtlsSocket.prototype, which, {
+    get(this: KtlsSocket) {
+      return this['plaintextBytes'](which)
+    },
+    configurable: true,
+  })
 }
 
 /** Bytes a paused net.Socket had already read into its stream buffer. */
@@ -590,4 +729,35 @@ function drainReadable(socket: net.Socket): Buffer {
   let chunk: Buffer | null
   while ((chunk = socket.read()) !== null) chunks.push(chunk)
   return Buffer.concat(chunks)
+}
+
+function toBuffer(entry: { chunk: Buffer | string; encoding: BufferEncoding }): Buffer {
+  return typeof entry.chunk === 'string' ? Buffer.from(entry.chunk, entry.encoding) : entry.chunk
+}
+
+const errnos = osConstants.errno
+// Not in os.constants.errno: Linux's "Key has expired", what kTLS reads return after a KeyUpdate it cannot follow.
+const EKEYEXPIRED = 127
+
+/** The kernel's read errors that have a ktls code (as the core maps them on its own reads). */
+function kernelReadError(errno: number): KtlsError | undefined {
+  switch (errno) {
+    case errnos.EBADMSG:
+      return new KtlsError('ERR_KTLS_BAD_RECORD', 'kernel failed to decrypt a record (EBADMSG)')
+    case errnos.EMSGSIZE:
+      return new KtlsError('ERR_KTLS_BAD_RECORD', 'bad control record: record too large')
+    case EKEYEXPIRED:
+      return new KtlsError(
+        'ERR_KTLS_KEY_UPDATE_UNSUPPORTED',
+        'peer requested a TLS 1.3 key update; this kernel cannot rekey (needs Linux 6.14+)',
+      )
+    default:
+      return undefined
+  }
+}
+
+/** The peer left: nothing to tell it any more. */
+function isGone(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ENOTCONN'
 }

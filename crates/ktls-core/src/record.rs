@@ -10,7 +10,7 @@ use crate::conn::Kernel;
 use crate::crypto_info::CryptoInfo;
 use crate::error::{Error, Result};
 use crate::offload::install_direction;
-use crate::session::ReadOutcome;
+use crate::outcome::{nonblocking, ControlOutcome, ReadOutcome};
 use crate::sys::{self, Direction, CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE};
 
 const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
@@ -40,25 +40,38 @@ impl ControlRecords {
     /// Reads application data, acting on any control records on the way.
     pub(crate) fn read(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<ReadOutcome> {
         loop {
-            let (n, content_type) = match sys::recv_record(fd, buf) {
-                Ok(got) => got,
-                Err(e) => return read_error(e),
-            };
-            match content_type {
-                _ if n == 0 => return Ok(ReadOutcome::Eof),
-                CONTENT_APPLICATION_DATA => return Ok(ReadOutcome::Data(n)),
-                CONTENT_ALERT => {
-                    if alert_ends_stream(&buf[..n])? {
-                        return Ok(ReadOutcome::Eof);
-                    }
-                }
-                CONTENT_HANDSHAKE => self.handshake_record(fd, &buf[..n])?,
-                _ => {
-                    return Err(Error::BadControlRecord(
-                        "unexpected record type after handshake",
-                    ))
-                }
+            match self.next_record(fd, buf)? {
+                ControlOutcome::Handled => {}
+                ControlOutcome::Data(n) => return Ok(ReadOutcome::Data(n)),
+                ControlOutcome::Eof => return Ok(ReadOutcome::Eof),
+                ControlOutcome::WouldBlock => return Ok(ReadOutcome::WouldBlock),
             }
+        }
+    }
+
+    /// Reads one record (application data stops at the next record of
+    /// another type) and acts on it if it is a control record.
+    pub(crate) fn next_record(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Result<ControlOutcome> {
+        let Some((n, content_type)) = nonblocking(sys::recv_record(fd, buf)).map_err(read_error)?
+        else {
+            return Ok(ControlOutcome::WouldBlock);
+        };
+        match content_type {
+            _ if n == 0 => Ok(ControlOutcome::Eof),
+            CONTENT_APPLICATION_DATA => Ok(ControlOutcome::Data(n)),
+            CONTENT_ALERT if alert_ends_stream(&buf[..n])? => Ok(ControlOutcome::Eof),
+            CONTENT_ALERT => Ok(ControlOutcome::Handled),
+            CONTENT_HANDSHAKE => {
+                self.handshake_record(fd, &buf[..n])?;
+                Ok(ControlOutcome::Handled)
+            }
+            _ => Err(Error::BadControlRecord(
+                "unexpected record type after handshake",
+            )),
         }
     }
 
@@ -106,10 +119,8 @@ impl ControlRecords {
             return Ok(true);
         }
         let key_update = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0];
-        match sys::send_record(fd, CONTENT_HANDSHAKE, &key_update) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e.into()),
+        if nonblocking(sys::send_record(fd, CONTENT_HANDSHAKE, &key_update))?.is_none() {
+            return Ok(false);
         }
         let (seq, secrets) = self.kernel.update_tx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
@@ -120,21 +131,16 @@ impl ControlRecords {
 
     /// close_notify as a kernel-encrypted alert record.
     pub(crate) fn send_close_notify(&mut self, fd: BorrowedFd<'_>) -> Result<bool> {
-        match sys::send_record(fd, CONTENT_ALERT, &[1, ALERT_CLOSE_NOTIFY]) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(nonblocking(sys::send_record(fd, CONTENT_ALERT, &[1, ALERT_CLOSE_NOTIFY]))?.is_some())
     }
 }
 
-fn read_error(err: io::Error) -> Result<ReadOutcome> {
+fn read_error(err: io::Error) -> Error {
     match err.raw_os_error() {
-        Some(libc::EAGAIN) => Ok(ReadOutcome::WouldBlock),
-        Some(libc::EBADMSG) => Err(Error::BadRecord),
-        Some(libc::EKEYEXPIRED) => Err(Error::KeyUpdateUnsupported),
-        Some(libc::EMSGSIZE) => Err(Error::BadControlRecord("record too large")),
-        _ => Err(err.into()),
+        Some(libc::EBADMSG) => Error::BadRecord,
+        Some(libc::EKEYEXPIRED) => Error::KeyUpdateUnsupported,
+        Some(libc::EMSGSIZE) => Error::BadControlRecord("record too large"),
+        _ => err.into(),
     }
 }
 

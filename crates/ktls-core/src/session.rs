@@ -14,39 +14,9 @@ use crate::config::{take_recorded_sni, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::offload::{self, KtlsMode, OffloadStatus};
+use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 use crate::record::ControlRecords;
 use crate::sys;
-
-/// Progress of the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Call again when the socket is readable.
-    WantRead,
-    /// Call again when the socket is writable.
-    WantWrite,
-    /// Handshake finished; `info()` and `offload()` are final.
-    Done,
-}
-
-/// Result of a read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadOutcome {
-    /// Bytes of application data were written to the buffer.
-    Data(usize),
-    /// Nothing to read now; wait for readability.
-    WouldBlock,
-    /// The peer finished sending (close_notify or FIN).
-    Eof,
-}
-
-/// Result of a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// This many plaintext bytes were taken.
-    Written(usize),
-    /// Nothing taken; wait for writability.
-    WouldBlock,
-}
 
 /// What the handshake negotiated, captured before conversion because the
 /// kernel connection object no longer knows it.
@@ -70,8 +40,6 @@ enum State {
     Handshaking(Tls),
     Userspace(Tls),
     Kernel(Box<ControlRecords>),
-    /// Benchmark only: the offloaded data path over a plain socket.
-    Raw,
     Closed,
 }
 
@@ -122,22 +90,10 @@ impl Session {
         Ok(Self::new(fd, Tls::Server(conn), mode))
     }
 
-    /// The post-offload data path on a plain socket, for benchmarks.
-    pub fn raw(fd: OwnedFd) -> Result<Self> {
-        sys::set_nonblocking(fd.as_fd())?;
-        let mut session = Self::new_in(fd, State::Raw, KtlsMode::Off);
-        session.offload.reason = Some("raw benchmark socket: no TLS".into());
-        Ok(session)
-    }
-
     fn new(fd: OwnedFd, tls: Tls, mode: KtlsMode) -> Self {
-        Self::new_in(fd, State::Handshaking(tls), mode)
-    }
-
-    fn new_in(fd: OwnedFd, state: State, mode: KtlsMode) -> Self {
         Self {
             fd,
-            state,
+            state: State::Handshaking(tls),
             bufs: Buffers::default(),
             mode,
             client: None,
@@ -222,11 +178,10 @@ impl Session {
     /// records behind the handshake stay in the kernel for kTLS to decrypt.
     fn read_handshake_bytes(&mut self) -> Result<bool> {
         let want = bytes_to_record_end(&self.bufs.incoming);
-        match sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, want) {
-            Ok(0) => Err(Error::HandshakeEof),
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e.into()),
+        match nonblocking(sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, want))? {
+            Some(0) => Err(Error::HandshakeEof),
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 
@@ -306,12 +261,27 @@ impl Session {
         }
         let outcome = match &mut self.state {
             State::Kernel(control) => control.read(self.fd.as_fd(), buf),
-            State::Raw => read_plain(self.fd.as_fd(), buf),
             State::Userspace(_) => self.read_userspace(buf),
             State::Handshaking(_) => Ok(ReadOutcome::WouldBlock),
             State::Closed => Ok(ReadOutcome::Eof),
         }?;
         if outcome == ReadOutcome::Eof {
+            self.peer_closed = true;
+        }
+        Ok(outcome)
+    }
+
+    /// Offloaded connections, whose data the host reads itself: reads the
+    /// one record that stopped the host's `read()` (`EIO`: not application
+    /// data) and acts on it. `buf` should hold a full record (16 KiB).
+    pub fn control_record(&mut self, buf: &mut [u8]) -> Result<ControlOutcome> {
+        let State::Kernel(control) = &mut self.state else {
+            return Err(Error::InvalidArgument(
+                "control records exist only on offloaded connections".into(),
+            ));
+        };
+        let outcome = control.next_record(self.fd.as_fd(), buf)?;
+        if outcome == ControlOutcome::Eof {
             self.peer_closed = true;
         }
         Ok(outcome)
@@ -340,14 +310,13 @@ impl Session {
 
     fn read_ciphertext(&mut self) -> Result<ReadOutcome> {
         const CHUNK: usize = 64 * 1024;
-        match sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, CHUNK) {
-            Ok(0) => Ok(ReadOutcome::Eof),
-            Ok(n) => Ok(ReadOutcome::Data(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        match nonblocking(sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, CHUNK))? {
+            Some(0) => Ok(ReadOutcome::Eof),
+            Some(n) => Ok(ReadOutcome::Data(n)),
+            None => {
                 self.bufs.release_idle();
                 Ok(ReadOutcome::WouldBlock)
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -361,7 +330,7 @@ impl Session {
             return Ok(WriteOutcome::WouldBlock);
         }
         match &mut self.state {
-            State::Kernel(_) | State::Raw => write_plain(self.fd.as_fd(), data),
+            State::Kernel(_) => write_plain(self.fd.as_fd(), data),
             State::Userspace(tls) => {
                 const CHUNK: usize = 256 * 1024;
                 let chunk = &data[..data.len().min(CHUNK)];
@@ -402,7 +371,7 @@ impl Session {
                 }
                 self.flush_outgoing()
             }
-            State::Raw | State::Handshaking(_) | State::Closed => Ok(true),
+            State::Handshaking(_) | State::Closed => Ok(true),
         }
     }
 
@@ -423,11 +392,10 @@ impl Session {
 
     fn flush_outgoing(&mut self) -> Result<bool> {
         while !self.bufs.pending_out().is_empty() {
-            match sys::send(self.fd.as_fd(), self.bufs.pending_out()) {
-                Ok(n) => self.bufs.consume_out(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e.into()),
-            }
+            let Some(n) = nonblocking(sys::send(self.fd.as_fd(), self.bufs.pending_out()))? else {
+                return Ok(false);
+            };
+            self.bufs.consume_out(n);
         }
         Ok(true)
     }
@@ -459,21 +427,11 @@ fn bytes_to_record_end(buf: &[u8]) -> usize {
     }
 }
 
-pub(crate) fn read_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<ReadOutcome> {
-    match sys::recv_record(fd, buf) {
-        Ok((0, _)) => Ok(ReadOutcome::Eof),
-        Ok((n, _)) => Ok(ReadOutcome::Data(n)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(crate) fn write_plain(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> Result<WriteOutcome> {
-    match sys::send(fd, data) {
-        Ok(n) => Ok(WriteOutcome::Written(n)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(WriteOutcome::WouldBlock),
-        Err(e) => Err(e.into()),
-    }
+fn write_plain(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> Result<WriteOutcome> {
+    Ok(match nonblocking(sys::send(fd, data))? {
+        Some(n) => WriteOutcome::Written(n),
+        None => WriteOutcome::WouldBlock,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::os::fd::RawFd;
 
-use ktls_core::{Interest, KtlsMode, Progress, ReadOutcome, Session, WriteOutcome};
+use ktls_core::{ControlOutcome, Interest, KtlsMode, Progress, ReadOutcome, Session, WriteOutcome};
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 
@@ -39,6 +39,34 @@ fn socket_address(addr: Option<std::net::SocketAddr>) -> Option<SocketAddress> {
         port: u32::from(a.port()),
         family: if a.is_ipv4() { "IPv4" } else { "IPv6" }.to_owned(),
     })
+}
+
+/// Where a handshake step stopped. For `WantRead` and `WantWrite` the
+/// readiness report is already armed: one crossing per step.
+#[napi]
+pub enum HandshakeProgress {
+    WantRead,
+    WantWrite,
+    Done,
+}
+
+/// What the record that stopped the host's read turned out to be.
+#[napi(string_enum)]
+pub enum ControlKind {
+    /// Acted on (ticket, key update, ignorable alert): reading may resume.
+    Handled,
+    /// close_notify or TCP end: the stream is over.
+    Eof,
+    /// Application data after all: `bytes` of it are in the buffer.
+    Data,
+    /// Nothing was waiting.
+    WouldBlock,
+}
+
+#[napi(object)]
+pub struct ControlRecord {
+    pub kind: ControlKind,
+    pub bytes: u32,
 }
 
 #[napi(object)]
@@ -107,13 +135,6 @@ pub fn accept_server(
     Ok(Connection::new(session, reactor, token))
 }
 
-/// The post-offload data path on a plain socket, for benchmarks.
-#[napi]
-pub fn raw_connection(fd: i32, reactor: &Reactor, token: u32) -> napi::Result<Connection, String> {
-    let session = Session::raw(take_fd(fd)?).map_err(to_js_error)?;
-    Ok(Connection::new(session, reactor, token))
-}
-
 fn closed() -> napi::Error<String> {
     napi::Error::new(
         "ERR_SOCKET_CLOSED".to_owned(),
@@ -156,22 +177,47 @@ impl Connection {
         Ok(())
     }
 
-    /// 0: wants read, 1: wants write (in both cases the readiness report
-    /// is already armed: one crossing per step), 2: done.
+    /// Advances the handshake, arming the wait it needs.
     #[napi]
-    pub fn handshake(&mut self) -> napi::Result<u32, String> {
+    pub fn handshake(&mut self) -> napi::Result<HandshakeProgress, String> {
         let progress = self.session()?.handshake().map_err(to_js_error)?;
         Ok(match progress {
             Progress::WantRead => {
                 self.arm_for(Interest::Read)?;
-                0
+                HandshakeProgress::WantRead
             }
             Progress::WantWrite => {
                 self.arm_for(Interest::Write)?;
-                1
+                HandshakeProgress::WantWrite
             }
-            Progress::Done => 2,
+            Progress::Done => HandshakeProgress::Done,
         })
+    }
+
+    /// Offloaded connections: reads and acts on the record that made the
+    /// host's `read()` fail with `EIO` (a record that is not application data).
+    #[napi]
+    pub fn control_record(&mut self, mut buf: BufferSlice) -> napi::Result<ControlRecord, String> {
+        let outcome = self.session()?.control_record(&mut buf).map_err(to_js_error)?;
+        let (kind, bytes) = match outcome {
+            ControlOutcome::Handled => (ControlKind::Handled, 0),
+            ControlOutcome::Eof => (ControlKind::Eof, 0),
+            ControlOutcome::Data(n) => (ControlKind::Data, n as u32),
+            ControlOutcome::WouldBlock => (ControlKind::WouldBlock, 0),
+        };
+        Ok(ControlRecord { kind, bytes })
+    }
+
+    /// close_notify alone (no FIN): for offloaded connections, whose FIN the
+    /// host sends once its own write queue is empty. False while the socket
+    /// cannot take the alert yet; then a writable report is armed.
+    #[napi]
+    pub fn close_notify(&mut self) -> napi::Result<bool, String> {
+        if self.session()?.close_notify().map_err(to_js_error)? {
+            return Ok(true);
+        }
+        self.arm_for(Interest::Write)?;
+        Ok(false)
     }
 
     /// Bytes read, 0 at end of stream, -1 when nothing is available; then

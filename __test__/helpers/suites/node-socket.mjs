@@ -1,0 +1,207 @@
+// A KtlsSocket is a net.Socket: Node's own machinery (the HTTP parser, http2,
+// libuv's writes) runs on it, and it behaves as Node's sockets do. Shared by
+// __test__/unit/node-socket.spec.mjs (userspace path) and the kernel harness
+// (__test__/kernel/node-socket.spec.mjs, offloaded: libuv carries the data).
+import net from 'node:net'
+import http2 from 'node:http2'
+import https from 'node:https'
+import tls from 'node:tls'
+import { ktls } from '../ktls.mjs'
+import { getCerts } from '../certs.mjs'
+import { closeServer, listen } from '../peers.mjs'
+import { MiB, dataBuffer, hashStream, expectedSha256, onceEvent, sha256, withTimeout, writePayload } from '../stream.mjs'
+import { startKtlsServer, startNodeServer, ktlsConnect, nodeConnect, collectErrors, closed, HOST } from '../tls.mjs'
+import { onCleanup, track } from '../cleanup.mjs'
+
+export function nodeSocketSuite(env) {
+  env.test(env.title('client and server sockets are net.Sockets (instanceof, readyState, address())'), async (t) => {
+    const srv = await startKtlsServer()
+    const c = await ktlsConnect({ port: srv.port })
+    const s = await srv.nextSocket()
+    for (const sock of [c, s]) {
+      env.assertPath(t, sock)
+      t.true(sock instanceof net.Socket)
+      t.true(sock instanceof ktls.KtlsSocket)
+      t.is(sock.readyState, 'open')
+      t.is(sock.encrypted, true)
+    }
+    t.is(c.remotePort, srv.port)
+    t.is(s.localPort, srv.port)
+    t.deepEqual(c.address(), { address: HOST, family: 'IPv4', port: c.localPort })
+    t.is(s.remotePort, c.localPort)
+    c.destroy()
+    await srv.close()
+  })
+
+  env.test(env.title('the HTTP server feeds its parser from the socket (libuv straight to C++ once offloaded)'), async (t) => {
+    const certs = getCerts()
+    const server = ktls.https.createServer({ key: certs.server.key, cert: certs.server.cert }, (req, res) => {
+      res.end(`hello ${req.url}`)
+    })
+    const handles = []
+    server.on('secureConnection', (socket) => handles.push(socket))
+    const port = await listen(server)
+    onCleanup(() => closeServer(server))
+    const agent = new https.Agent({ keepAlive: true, ca: certs.ca.cert })
+    for (const path of ['/a', '/b', '/c']) {
+      const body = await get(`https://localhost:${port}${path}`, agent)
+      t.is(body, `hello ${path}`)
+    }
+    t.is(handles.length, 1)
+    const socket = handles[0]
+    env.assertPath(t, socket)
+    // Offloaded: Node's parser consumed libuv's handle. In userspace there is
+    // no handle to consume: nothing in Node can read the ciphertext.
+    if (env.kernel) t.true(socket._handle?._consumed === true)
+    else t.is(socket._handle, null)
+    agent.destroy()
+    await closeServer(server)
+  })
+
+  env.test(env.title('a 64 MiB echo between client and server of this package arrives intact under backpressure'), async (t) => {
+    const size = env.kernel ? 64 * MiB : 16 * MiB
+    const srv = await startKtlsServer({}, (s) => s.pipe(s))
+    const c = await ktlsConnect({ port: srv.port })
+    const s = await srv.nextSocket()
+    env.assertPath(t, c)
+    env.assertPath(t, s)
+    const errors = [c, s].map(collectErrors)
+    // A slow reader at first, so both sides fill their buffers and pause.
+    c.pause()
+    const got = new Promise((resolve, reject) => {
+      setTimeout(() => {
+        hashStream(c).then(resolve, reject)
+        c.resume()
+      }, 200)
+    })
+    await writePayload(c, size, { seed: 'echo', end: true })
+    const received = await withTimeout(got, env.ms(60000, 600000), 'echo')
+    t.is(received.bytes, size)
+    t.is(received.sha256, expectedSha256(size, { seed: 'echo' }))
+    await closed(c)
+    t.deepEqual(errors, [[], []])
+    await srv.close()
+  })
+
+  env.test(env.title('http2 server and client run over sockets of this package (ALPN h2)'), async (t) => {
+    const certs = getCerts()
+    const tlsServer = ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ALPNProtocols: ['h2'] })
+    const h2 = http2.createServer()
+    h2.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200 })
+      stream.end(dataBuffer(64 * 1024, { seed: headers[':path'] }))
+    })
+    const serverSockets = []
+    tlsServer.on('secureConnection', (socket) => {
+      serverSockets.push(socket)
+      h2.emit('connection', socket)
+    })
+    const port = await listen(tlsServer)
+    onCleanup(() => closeServer(tlsServer))
+    const clientSockets = []
+    const session = http2.connect(`https://localhost:${port}`, {
+      createConnection: () => {
+        const socket = ktls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, ALPNProtocols: ['h2'] })
+        clientSockets.push(socket)
+        return socket
+      },
+    })
+    session.on('error', () => {})
+    const bodies = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        const req = session.request({ ':path': `/s${i}` })
+        req.end()
+        return { i, hash: (await hashStream(req)).sha256 }
+      }),
+    )
+    for (const { i, hash } of bodies) t.is(hash, sha256(dataBuffer(64 * 1024, { seed: `/s${i}` })))
+    t.is(clientSockets.length, 1)
+    t.is(clientSockets[0].alpnProtocol, 'h2')
+    env.assertPath(t, clientSockets[0])
+    env.assertPath(t, serverSockets[0])
+    await new Promise((resolve) => session.close(resolve))
+    await closeServer(tlsServer)
+  })
+
+  env.test(env.title('end() sends close_notify both ways: each side sees a clean end'), async (t) => {
+    // Our client ends first: node:tls sees 'end' (it needs close_notify for that).
+    const srv = await startNodeServer({ allowHalfOpen: true })
+    const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
+    const peer = await srv.nextPeer()
+    env.assertPath(t, c)
+    const peerEnded = onceEvent(peer, 'end', { timeout: 10000 })
+    peer.resume()
+    c.end('bye')
+    await peerEnded
+    // And the peer's close_notify ends our reading side.
+    const ourEnd = onceEvent(c, 'end', { timeout: 10000 })
+    c.resume()
+    peer.end()
+    await ourEnd
+    await closed(c)
+    await srv.close()
+  })
+
+  env.test(env.title('end() on a socket nobody reads closes once the peer ends too, as a net.Socket'), async (t) => {
+    const srv = await startNodeServer()
+    const c = await ktlsConnect({ port: srv.port })
+    const peer = await srv.nextPeer()
+    env.assertPath(t, c)
+    const errors = collectErrors(c)
+    c.end()
+    await onceEvent(peer, 'close', { timeout: 10000 })
+    await closed(c, 10000)
+    t.deepEqual(errors, [])
+    await srv.close()
+  })
+
+  env.test(env.title("destroying the TCP socket seen in 'connection' closes the TLS connection, and close() completes"), async (t) => {
+    const certs = getCerts()
+    const server = ktls.createServer({ key: certs.server.key, cert: certs.server.cert })
+    const tracked = new Set()
+    server.on('connection', (socket) => {
+      tracked.add(socket)
+      socket.on('close', () => tracked.delete(socket))
+    })
+    const secure = onceEvent(server, 'secureConnection')
+    const port = await listen(server)
+    const client = track(tls.connect({ port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+    client.on('error', () => {})
+    const ours = await secure
+    env.assertPath(t, ours)
+    t.is(tracked.size, 1)
+    const closing = closeServer(server)
+    for (const socket of tracked) socket.destroy()
+    await withTimeout(closing, 10000, 'server close')
+    await closed(ours)
+    t.true(ours.destroyed)
+  })
+
+  env.test(env.title('connect(port, options) keeps the options (rejectUnauthorized is honoured)'), async (t) => {
+    const srv = await startKtlsServer()
+    // No `ca`: the certificate is untrusted, so the default rejects...
+    const rejected = ktls.connect(srv.port, { host: HOST, servername: 'localhost' })
+    const err = await onceEvent(rejected, 'error', { timeout: 10000 })
+    t.is(err.code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+    // ...and rejectUnauthorized: false given in the options object connects.
+    const accepted = ktls.connect(srv.port, HOST, { servername: 'localhost', rejectUnauthorized: false })
+    await onceEvent(accepted, 'secureConnect', { timeout: 10000 })
+    t.false(accepted.authorized)
+    t.is(accepted.authorizationError, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+    accepted.destroy()
+    await srv.close()
+  })
+}
+
+function get(url, agent) {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { agent }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d) => (body += d))
+        res.on('end', () => resolve(body))
+      })
+      .on('error', reject)
+  })
+}
