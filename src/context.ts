@@ -1,20 +1,27 @@
 // createSecureContext: the rustls configuration built once and reused.
+import { readFileSync } from 'node:fs'
+import * as tls from 'node:tls'
 import { binding } from './native'
 import { fromNative } from './errors'
+import { toIanaCiphers } from './ciphers'
 import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
 
 type Pem = string | Buffer
 export type KtlsMode = 'auto' | 'require' | 'off'
 
 export interface SecureContextOptions {
-  key?: Pem
-  cert?: Pem
-  ca?: Pem | Pem[]
-  ALPNProtocols?: Array<string | Buffer | Uint8Array>
+  key?: Pem | null
+  cert?: Pem | null
+  ca?: Pem | Pem[] | null
+  ALPNProtocols?: Array<string | Buffer | Uint8Array> | null
   minVersion?: 'TLSv1.2' | 'TLSv1.3'
   maxVersion?: 'TLSv1.2' | 'TLSv1.3'
-  /** Colon-separated IANA suite names, in preference order, e.g. 'TLS_AES_256_GCM_SHA384'. */
-  ciphers?: string
+  /**
+   * An OpenSSL cipher string, as node:tls takes it: IANA names for TLS 1.3,
+   * OpenSSL names or keywords for TLS 1.2 ('ECDHE-RSA-AES128-GCM-SHA256',
+   * 'HIGH:!aNULL'), in preference order. Suites rustls lacks are skipped.
+   */
+  ciphers?: string | null
   /** Server: choose the suite by its own order (`ciphers`) rather than the client's. Default true, as node:tls. */
   honorCipherOrder?: boolean
 }
@@ -40,9 +47,17 @@ export class SecureContext {
 /** Validates now: with key/cert it is a server context, else a client one. */
 export function createSecureContext(options: SecureContextOptions = {}): SecureContext {
   const context = new SecureContext(options)
-  if (options.key !== undefined || options.cert !== undefined) context.serverContext()
+  if (hasCredentials(options)) context.serverContext()
   else context.clientContext()
   return context
+}
+
+/**
+ * A server given a key or a certificate checks them at once; as with
+ * node:tls, one without either can still be created (its handshakes fail).
+ */
+export function hasCredentials(options: SecureContextOptions): boolean {
+  return given(options.key) || given(options.cert)
 }
 
 function build<T>(make: () => T): T {
@@ -55,18 +70,31 @@ function build<T>(make: () => T): T {
 
 const toBuffer = (pem: Pem | Uint8Array): Buffer => (typeof pem === 'string' ? Buffer.from(pem) : Buffer.from(pem))
 
+// As node:tls, a null (or, for strings, empty) option means "not given".
+const given = <T>(value: T | null | undefined): value is T => value !== undefined && value !== null
+
 function nativeOptions(o: SecureContextOptions) {
-  const ca = o.ca === undefined ? undefined : Array.isArray(o.ca) ? o.ca : [o.ca]
   return {
-    alpnProtocols: o.ALPNProtocols?.map(toBuffer),
-    minVersion: o.minVersion,
-    maxVersion: o.maxVersion,
-    ciphers: o.ciphers,
-    ca: ca?.map(toBuffer),
-    cert: o.cert === undefined ? undefined : toBuffer(o.cert),
-    key: o.key === undefined ? undefined : toBuffer(o.key),
-    honorCipherOrder: o.honorCipherOrder,
+    alpnProtocols: given(o.ALPNProtocols) ? o.ALPNProtocols.map(toBuffer) : undefined,
+    minVersion: o.minVersion ?? undefined,
+    maxVersion: o.maxVersion ?? undefined,
+    ciphers: given(o.ciphers) && o.ciphers !== '' ? toIanaCiphers(o.ciphers) : undefined,
+    ca: trustAnchors(o.ca),
+    cert: given(o.cert) ? toBuffer(o.cert) : undefined,
+    key: given(o.key) ? toBuffer(o.key) : undefined,
+    honorCipherOrder: o.honorCipherOrder ?? undefined,
   }
+}
+
+/**
+ * `ca`, else nothing (the Mozilla list, as Node's bundled roots); with
+ * NODE_EXTRA_CA_CERTS, Node's roots plus that file, as node:tls does.
+ */
+function trustAnchors(ca: Pem | Pem[] | null | undefined): Buffer[] | undefined {
+  if (given(ca)) return (Array.isArray(ca) ? ca : [ca]).filter(given).map(toBuffer)
+  const extra = process.env.NODE_EXTRA_CA_CERTS
+  if (!extra) return undefined
+  return [...tls.rootCertificates.map(toBuffer), readFileSync(extra)]
 }
 
 /** The context a connection uses: `secureContext`, else one built from the inline options. */

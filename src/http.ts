@@ -7,10 +7,11 @@ import * as net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
-import { contextFor, type SecureContext } from './context'
+import { contextFor, hasCredentials, type SecureContext } from './context'
 import { validateOptions } from './options'
 import { acceptSecure, type ServerOptions } from './server'
 import { acceptHandles } from './internals'
+import { callable } from './callable'
 import type { AcceptedHandle } from './socket'
 
 export interface HttpsServerOptions extends ServerOptions, http.ServerOptions {}
@@ -23,7 +24,7 @@ type ConnectionListener = (this: http.Server, socket: Duplex) => void
  * the KtlsSocket whose requests Node's HTTP parser then reads; listen, close,
  * closeIdleConnections, timeouts and 'request' are http.Server's own.
  */
-export class HttpsServer extends http.Server {
+class KtlsHttpsServer extends http.Server {
   private readonly tlsOptions: HttpsServerOptions
   private secureContext: SecureContext
   private readonly httpConnection: ConnectionListener
@@ -67,7 +68,7 @@ export class HttpsServer extends http.Server {
  */
 function httpContext(options: HttpsServerOptions): SecureContext {
   const context = contextFor({ ALPNProtocols: ['http/1.1'], ...options })
-  context.serverContext()
+  if (hasCredentials(context.options)) context.serverContext()
   return context
 }
 
@@ -77,9 +78,13 @@ export function createHttpsServer(
   options?: HttpsServerOptions | http.RequestListener,
   requestListener?: http.RequestListener,
 ): HttpsServer {
-  if (typeof options === 'function') return new HttpsServer({}, options)
-  return new HttpsServer(options ?? {}, requestListener)
+  if (typeof options === 'function') return new KtlsHttpsServer({}, options)
+  return new KtlsHttpsServer(options ?? {}, requestListener)
 }
+
+/** https.Server's twin; like it, callable without `new`. */
+export const HttpsServer = callable(KtlsHttpsServer)
+export type HttpsServer = KtlsHttpsServer
 
 export type AgentOptions = https.AgentOptions & Pick<ConnectOptions, 'ktls' | 'secureContext' | 'handshakeTimeout'>
 
@@ -87,7 +92,7 @@ export type AgentOptions = https.AgentOptions & Pick<ConnectOptions, 'ktls' | 's
  * An https.Agent whose sockets are KtlsSockets: https.request, https.get and
  * anything taking an `agent` keep their pooling and keep-alive.
  */
-export class Agent extends https.Agent {
+class KtlsAgent extends https.Agent {
   /** One rustls client configuration per pool name (origin + TLS options). */
   private readonly contexts = new Map<string, SecureContext>()
 
@@ -114,6 +119,10 @@ export class Agent extends https.Agent {
     return context
   }
 }
+
+/** https.Agent's twin; like it, callable without `new`. */
+export const Agent = callable(KtlsAgent)
+export type Agent = KtlsAgent
 
 const MAX_CACHED_CONTEXTS = 100
 

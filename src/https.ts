@@ -6,7 +6,7 @@ import { Agent, HttpsServer, createHttpsServer } from './http'
 export { Agent, HttpsServer as Server, createHttpsServer as createServer }
 
 /** The agent `request` and `get` use when given none (keep-alive, as Node 20's). */
-export const globalAgent = new Agent({ keepAlive: true })
+export const globalAgent: Agent = new Agent({ keepAlive: true })
 
 type Callback = (res: http.IncomingMessage) => void
 

@@ -1,5 +1,6 @@
 // Synchronous option checks, with Node's error codes, so a bad option
-// throws at the call site instead of failing a connection later.
+// throws at the call site instead of failing a connection later. As in
+// node:tls, null means "not given".
 import { KtlsError } from './errors'
 
 const MODES = ['auto', 'require', 'off']
@@ -14,21 +15,21 @@ interface Checked {
 }
 
 export function validateOptions(options: Checked): void {
-  if (options.ktls !== undefined && !MODES.includes(options.ktls as string)) {
+  if (options.ktls != null && !MODES.includes(options.ktls as string)) {
     throw new KtlsError('ERR_INVALID_ARG_VALUE', `options.ktls must be 'auto', 'require' or 'off'; received ${String(options.ktls)}`)
   }
   const alpn = options.ALPNProtocols
-  if (alpn !== undefined && !Array.isArray(alpn)) {
+  if (alpn != null && !Array.isArray(alpn)) {
     throw new KtlsError('ERR_INVALID_ARG_TYPE', 'options.ALPNProtocols must be an array of strings or Buffers')
   }
   for (const name of ['minVersion', 'maxVersion'] as const) {
     const version = options[name]
-    if (version !== undefined && !VERSIONS.includes(version as string)) {
+    if (version != null && !VERSIONS.includes(version as string)) {
       throw new KtlsError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${String(version)} is not a supported TLS protocol version (TLSv1.2, TLSv1.3)`)
     }
   }
   const timeout = options.handshakeTimeout
-  if (timeout !== undefined) {
+  if (timeout != null) {
     if (typeof timeout !== 'number' || Number.isNaN(timeout)) {
       throw new KtlsError('ERR_INVALID_ARG_TYPE', 'options.handshakeTimeout must be a number')
     }

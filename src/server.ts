@@ -2,7 +2,8 @@
 import * as net from 'node:net'
 import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions } from './socket'
 import { acceptHandles, countAsConnection } from './internals'
-import { contextFor, type SecureContext } from './context'
+import { callable } from './callable'
+import { contextFor, hasCredentials, type SecureContext } from './context'
 import { validateOptions } from './options'
 
 export interface ServerOptions
@@ -11,7 +12,7 @@ export interface ServerOptions
   pauseOnConnect?: boolean
 }
 
-export class Server extends net.Server {
+class TlsServer extends net.Server {
   private readonly tlsOptions: ServerOptions
   private secureContext: SecureContext
 
@@ -22,7 +23,7 @@ export class Server extends net.Server {
     this.tlsOptions = options
     this.secureContext = contextFor(options)
     // Throws now on a bad key or cert (a benchmark-only raw server has none).
-    if (options.unencryptedBenchmarkOnly !== true) this.secureContext.serverContext()
+    if (hasCredentials(this.secureContext.options)) this.secureContext.serverContext()
     this.on('connection', (raw: net.Socket) => this.upgrade(raw))
     acceptHandles(this, (handle) => this.upgrade(handle))
     if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)
@@ -63,5 +64,9 @@ export function createServer(
   options: ServerOptions = {},
   secureConnectionListener?: (socket: KtlsSocket) => void,
 ): Server {
-  return new Server(options, secureConnectionListener)
+  return new TlsServer(options, secureConnectionListener)
 }
+
+/** tls.Server's twin; like it, callable without `new`. */
+export const Server = callable(TlsServer)
+export type Server = TlsServer

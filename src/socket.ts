@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os'
 import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo } from '../binding/index'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, fromNative, verifyError } from './errors'
-import { contextFor, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
+import { contextFor, hasCredentials, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import {
   attachHandle,
@@ -37,6 +37,7 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   ktls?: KtlsMode
   allowHalfOpen?: boolean
   signal?: AbortSignal
+  highWaterMark?: number
   /**
    * Benchmarks only: no TLS at all. The socket runs exactly the code that
    * carries records after offload (libuv's handle, ktls's read hook) over a
@@ -141,6 +142,7 @@ export class KtlsSocket extends net.Socket {
     super({
       allowHalfOpen: options.allowHalfOpen ?? false,
       signal: options.signal,
+      highWaterMark: options.highWaterMark,
       // An accepted handle is ours from the start; reading waits for the handshake.
       ...(accepted ? { handle: socket, manualStart: true } : {}),
     } as net.SocketConstructorOpts)
@@ -151,8 +153,8 @@ export class KtlsSocket extends net.Socket {
     // Build (and so validate) the rustls configuration now, synchronously.
     if (options.unencryptedBenchmarkOnly === true) {
       // no TLS, no configuration
-    } else if (this.isServer) this.context.serverContext()
-    else this.context.clientContext()
+    } else if (!this.isServer) this.context.clientContext()
+    else if (hasCredentials(this.context.options)) this.context.serverContext()
     this.updateLoopHold()
     const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
     if (timeout > 0) {
@@ -213,6 +215,7 @@ export class KtlsSocket extends net.Socket {
     const { token, reactor } = register(this)
     this.token = token
     try {
+      // A server without a key or certificate finds out here, as node:tls does.
       this.conn = this.openConnection(fd, reactor)
       if (alreadyRead && alreadyRead.length > 0) this.conn.prependReceived(alreadyRead)
     } catch (err) {
@@ -309,7 +312,9 @@ export class KtlsSocket extends net.Socket {
       return true
     }
     this.authorizationError = (error as { code?: string }).code ?? error.message
-    if (this.options.rejectUnauthorized === false) return true
+    // As node:tls: NODE_TLS_REJECT_UNAUTHORIZED=0 is the default's off switch.
+    const reject = this.options.rejectUnauthorized ?? process.env.NODE_TLS_REJECT_UNAUTHORIZED !== '0'
+    if (!reject) return true
     this.destroy(error)
     return false
   }

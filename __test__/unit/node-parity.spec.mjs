@@ -1,0 +1,124 @@
+// Behaviours node:tls users rely on, each compared with what node:tls does
+// for the same input: calling without `new`, OpenSSL cipher strings, null
+// options, servers without credentials, the NODE_* environment variables.
+import test from 'ava'
+import tls from 'node:tls'
+import https from 'node:https'
+import { execFileSync } from 'node:child_process'
+import { ktls } from '../helpers/ktls.mjs'
+import { getCerts } from '../helpers/certs.mjs'
+import { onceEvent } from '../helpers/stream.mjs'
+import { startKtlsServer, ktlsConnect, nodeConnect, HOST } from '../helpers/tls.mjs'
+import { listen, closeServer } from '../helpers/peers.mjs'
+import { cleanupAll, track } from '../helpers/cleanup.mjs'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+
+test.after.always(cleanupAll)
+
+const certs = getCerts()
+
+test('Server, https.Server and Agent can be called without new, as node:tls and node:https allow', (t) => {
+  t.true(tls.Server({ key: certs.server.key, cert: certs.server.cert }) instanceof tls.Server)
+  const server = ktls.Server({ key: certs.server.key, cert: certs.server.cert })
+  t.true(server instanceof ktls.Server)
+  t.true(ktls.https.Server({ key: certs.server.key, cert: certs.server.cert }) instanceof ktls.https.Server)
+  const agent = ktls.Agent({ keepAlive: true })
+  t.true(agent instanceof ktls.Agent)
+  t.true(agent instanceof https.Agent)
+  // ...and they stay classes: subclasses work.
+  class Mine extends ktls.Server {}
+  t.true(new Mine({ key: certs.server.key, cert: certs.server.cert }) instanceof ktls.Server)
+})
+
+const OPENSSL_CIPHERS = [
+  { ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', tls12: 'ECDHE-ECDSA-AES128-GCM-SHA256' },
+  { ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384', tls12: 'ECDHE-ECDSA-CHACHA20-POLY1305' },
+  { ciphers: 'HIGH:!aNULL', tls12: 'ECDHE-ECDSA-AES256-GCM-SHA384' },
+  { ciphers: 'ECDHE+AESGCM:!AES256', tls12: 'ECDHE-ECDSA-AES128-GCM-SHA256' },
+  { ciphers: 'ECDHE+AES256', tls12: 'ECDHE-ECDSA-AES256-GCM-SHA384' },
+]
+
+for (const { ciphers, tls12 } of OPENSSL_CIPHERS) {
+  test(`an OpenSSL cipher string (${ciphers}) picks the suite node:tls would pick`, async (t) => {
+    const srv = await startKtlsServer({ ciphers, minVersion: 'TLSv1.2' })
+    const client = await nodeConnect({ port: srv.port, maxVersion: 'TLSv1.2' })
+    t.is(client.getCipher().name, tls12)
+    // node:tls given the same string agrees.
+    const node = tls.createServer({ key: certs.server.key, cert: certs.server.cert, ciphers })
+    const port = await listen(node)
+    const viaNode = await nodeConnect({ port, maxVersion: 'TLSv1.2' })
+    t.is(viaNode.getCipher().name, tls12)
+    client.destroy()
+    viaNode.destroy()
+    await closeServer(node)
+    await srv.close()
+  })
+}
+
+test('a cipher string that matches no suite throws ERR_SSL_NO_CIPHER_MATCH, as node:tls', (t) => {
+  const nodeErr = t.throws(() => tls.createSecureContext({ ciphers: 'RC4-MD5' }))
+  t.is(nodeErr.code, 'ERR_SSL_NO_CIPHER_MATCH')
+  const ours = t.throws(() => ktls.createSecureContext({ ciphers: 'RC4-MD5' }))
+  t.is(ours.code, 'ERR_SSL_NO_CIPHER_MATCH')
+})
+
+test('null options mean "not given", as in node:tls', async (t) => {
+  const srv = await startKtlsServer({ ALPNProtocols: null, ciphers: null, minVersion: null, handshakeTimeout: null, ktls: null })
+  const c = await ktlsConnect({ port: srv.port, ALPNProtocols: null, ciphers: null, maxVersion: null, key: null, cert: null })
+  t.true(c.authorized)
+  t.is(c.alpnProtocol, false)
+  c.destroy()
+  await srv.close()
+})
+
+test('a server without key or certificate can be created; its handshakes fail as client errors', async (t) => {
+  t.notThrows(() => tls.createServer())
+  const server = ktls.createServer()
+  const clientError = onceEvent(server, 'tlsClientError', { timeout: 10000 })
+  const port = await listen(server)
+  const client = track(tls.connect({ port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+  const clientFailed = onceEvent(client, 'error', { timeout: 10000 })
+  const [err] = await clientError
+  t.is(typeof err.code, 'string')
+  t.truthy(await clientFailed)
+  client.destroy()
+  await closeServer(server)
+})
+
+test('NODE_TLS_REJECT_UNAUTHORIZED=0 turns off the default rejection (an explicit option still wins)', (t) => {
+  const srvScript = `
+    const ktls = require(${JSON.stringify(require.resolve('../../dist/index.js'))})
+    const server = ktls.createServer({ key: process.env.KEY, cert: process.env.CERT }, (s) => s.end('hi'))
+    server.listen(0, '127.0.0.1', () => {
+      const port = server.address().port
+      const loose = ktls.connect({ port, host: '127.0.0.1', servername: 'localhost' }, () => {
+        const strict = ktls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: true })
+        strict.on('error', (e) => { console.log(JSON.stringify({ loose: loose.authorizationError, strict: e.code })); process.exit(0) })
+      })
+      loose.on('error', (e) => { console.log(JSON.stringify({ looseError: e.code })); process.exit(0) })
+    })`
+  const out = execFileSync(process.execPath, ['-e', srvScript], {
+    env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0', KEY: certs.server.key, CERT: certs.server.cert },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  t.deepEqual(JSON.parse(out), { loose: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', strict: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' })
+})
+
+test('NODE_EXTRA_CA_CERTS adds trust anchors when `ca` is not given, as node:tls', (t) => {
+  const script = `
+    const ktls = require(${JSON.stringify(require.resolve('../../dist/index.js'))})
+    const server = ktls.createServer({ key: process.env.KEY, cert: process.env.CERT }, (s) => s.end('hi'))
+    server.listen(0, '127.0.0.1', () => {
+      const c = ktls.connect({ port: server.address().port, host: '127.0.0.1', servername: 'localhost' }, () => {
+        console.log(JSON.stringify({ authorized: c.authorized })); process.exit(0)
+      })
+      c.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0) })
+    })`
+  const out = execFileSync(process.execPath, ['-e', script], {
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.ca.certPath, KEY: certs.server.key, CERT: certs.server.cert },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  t.deepEqual(JSON.parse(out), { authorized: true })
+})
