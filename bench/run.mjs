@@ -4,7 +4,7 @@
 //                          checks that each runs, its figures mean nothing)
 // npm run bench -- --kernel the kernel scenarios in User-Mode Linux guests with
 //                          kTLS (bulk and memory, offloaded vs node:tls)
-// Options: --only bulk,handshake,memory  --runs N  --bulk-mib N  --seconds N
+// Options: --only bulk,handshake,memory,http  --runs N  --bulk-mib N  --seconds N
 //          --connections N  --profile DIR (node --cpu-prof for every peer)  --no-save
 //
 // Every figure is a ratio against a baseline measured in the same run, with
@@ -17,10 +17,11 @@ import { parseArgs } from 'node:util'
 import { bulk } from './bulk.mjs'
 import { handshake } from './handshake.mjs'
 import { memory } from './memory.mjs'
+import { httpServing, WORKLOADS } from './http.mjs'
 import { makeCerts } from './lib/certs.mjs'
 import { codeInfo, freezePackage, machineInfo } from './lib/machine.mjs'
 import { evaluate } from './lib/targets.mjs'
-import { bulkSplitTable, bulkTable, handshakeTable, memoryTable, targetsTable, text } from './lib/tables.mjs'
+import { bulkSplitTable, bulkTable, handshakeTable, httpTable, memoryTable, targetsTable, text } from './lib/tables.mjs'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -50,6 +51,7 @@ function plan() {
     return {
       bulk: { variants: ['net', 'tls', 'ktls-user', 'ktls'], bytes: num('bulk-mib', 256) * MiB, runs, aes: false },
       memory: { variants: ['tls', 'ktls'], connections: num('connections', 5000), runs, idle: 1 },
+      http: { variants: ['https', 'ktls'], workloads: ['small', 'bulk'], runs, seconds: num('seconds', 5) },
     }
   }
   if (opts.smoke) {
@@ -57,17 +59,22 @@ function plan() {
       bulk: { variants: ['net', 'tls', 'ktls-user', 'ktls-raw'], bytes: num('bulk-mib', 4) * MiB, runs, aes: 'parallel' },
       handshake: { runs, seconds: num('seconds', 0.2), warmup: 0.05, concurrency: 4 },
       memory: { variants: ['tls', 'ktls-user'], connections: num('connections', 20), runs, idle: 0 },
+      http: { variants: HTTP_NATIVE, workloads: Object.keys(WORKLOADS), runs, seconds: num('seconds', 1), bulkBytes: MiB },
     }
   }
   return {
     bulk: { variants: ['net', 'tls', 'ktls-user', 'ktls-raw'], bytes: num('bulk-mib', 1024) * MiB, runs, aes: true },
     handshake: { runs, seconds: num('seconds', 10), warmup: 0.5, concurrency: 50 },
     memory: { variants: ['tls', 'ktls-user'], connections: num('connections', 5000), runs, idle: 1 },
+    http: { variants: HTTP_NATIVE, workloads: Object.keys(WORKLOADS), runs, seconds: num('seconds', 5) },
   }
 }
 
-const SCENARIOS = { bulk, handshake, memory }
-const TABLES = { bulk: bulkTable, handshake: handshakeTable, memory: memoryTable }
+// Natively the host has no kTLS: 'ktls-raw' stands in for the offloaded path.
+const HTTP_NATIVE = ['http', 'https', 'ktls-user', 'ktls-raw']
+
+const SCENARIOS = { bulk, handshake, memory, http: httpServing }
+const TABLES = { bulk: bulkTable, handshake: handshakeTable, memory: memoryTable, http: httpTable }
 
 async function runScenarios() {
   const selected = opts.only?.split(',')

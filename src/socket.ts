@@ -528,7 +528,7 @@ export class KtlsSocket extends net.Socket {
         this.held = { chunks, callback }
         return
       case 'own':
-        this.ownWrite = { chunks: chunks.map(toBuffer), index: 0, offset: 0, callback }
+        this.ownWrite = { chunks: coalesce(chunks.map(toBuffer)), index: 0, offset: 0, callback }
         return this.writeLoop()
       case 'closed':
         return callback(new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed'))
@@ -734,6 +734,13 @@ function drainReadable(socket: net.Socket): Buffer {
   let chunk: Buffer | null
   while ((chunk = socket.read()) !== null) chunks.push(chunk)
   return Buffer.concat(chunks)
+}
+
+/** Small chunks written together (an HTTP head and body) go out as one record. */
+function coalesce(chunks: Buffer[]): Buffer[] {
+  if (chunks.length < 2) return chunks
+  const total = chunks.reduce((n, c) => n + c.length, 0)
+  return total <= SMALL_READ ? [Buffer.concat(chunks, total)] : chunks
 }
 
 function toBuffer(entry: { chunk: Buffer | string; encoding: BufferEncoding }): Buffer {

@@ -3,6 +3,7 @@
 import { bulkRatio } from '../bulk.mjs'
 import { handshakeKey, handshakeRatio, CERTS, PAIRS } from '../handshake.mjs'
 import { memoryRatio } from '../memory.mjs'
+import { httpRatio } from '../http.mjs'
 import { fmt, summary as summaryOf, table } from './stats.mjs'
 
 const KiB = (s) => s && { ...s, min: s.min / 1024, median: s.median / 1024, max: s.max / 1024 }
@@ -50,6 +51,28 @@ export function bulkSplitTable(bulk) {
         fmt(bulkRatio(bulk, 'totalCpuPerGiB', name, 'net')),
       ]
     })
+  return { header, rows }
+}
+
+/** Each workload's variants, with ratios against node:http and node:https of the same rounds. */
+export function httpTable(h) {
+  const header = ['workload', 'server', 'requests/s', 'server CPU-us/req', 'req/s vs node:http', 'CPU/req vs node:http', 'req/s vs node:https', 'CPU/req vs node:https']
+  const rows = []
+  const us = (s) => s && { ...s, min: s.min * 1e6, median: s.median * 1e6, max: s.max * 1e6 }
+  for (const [workload, w] of Object.entries(h.workloads)) {
+    for (const [name, v] of Object.entries(w.variants)) {
+      rows.push([
+        workload,
+        v.label,
+        fmt(v.requestsPerSec, 0),
+        fmt(us(v.serverCpuPerRequest), 1),
+        fmt(httpRatio(h, workload, 'requestsPerSec', name, 'http')),
+        fmt(httpRatio(h, workload, 'serverCpuPerRequest', name, 'http')),
+        fmt(httpRatio(h, workload, 'requestsPerSec', name, 'https')),
+        fmt(httpRatio(h, workload, 'serverCpuPerRequest', name, 'https')),
+      ])
+    }
+  }
   return { header, rows }
 }
 

@@ -5,6 +5,7 @@
 import { bulkRatio } from '../bulk.mjs'
 import { handshakeRatio } from '../handshake.mjs'
 import { memoryRatio } from '../memory.mjs'
+import { httpRatio } from '../http.mjs'
 import { ratios, summary } from './stats.mjs'
 
 const TARGETS = [
@@ -55,6 +56,30 @@ const TARGETS = [
     text: 'ECDSA P-256 handshakes/s vs node:tls server, same client load',
     limit: ['>=', 1.0],
     ratio: (r) => r.handshake && handshakeRatio(r.handshake, 'serverPerSec', ['ktls', 'tls'], ['tls', 'tls'], 'ecdsa'),
+  },
+  {
+    id: 'http-offload-rate',
+    text: 'HTTP 100 B keep-alive: offloaded data path requests/s vs node:http',
+    limit: ['>=', 0.95],
+    ratio: (r) => httpRatio(r.http, 'small', 'requestsPerSec', 'ktls-raw', 'http'),
+  },
+  {
+    id: 'http-offload-cpu',
+    text: 'HTTP 100 B keep-alive: offloaded data path server CPU/request vs node:http',
+    limit: ['<=', 1.1],
+    ratio: (r) => httpRatio(r.http, 'small', 'serverCpuPerRequest', 'ktls-raw', 'http'),
+  },
+  {
+    id: 'http-userspace-rate',
+    text: 'HTTPS 100 B keep-alive: userspace path requests/s vs node:https',
+    limit: ['>=', 1.0],
+    ratio: (r) => httpRatio(r.http, 'small', 'requestsPerSec', 'ktls-user', 'https'),
+  },
+  {
+    id: 'http-new-connection-rate',
+    text: 'HTTPS, a new connection per request: requests/s vs node:https',
+    limit: ['>=', 1.3],
+    ratio: (r) => httpRatio(r.http, 'close', 'requestsPerSec', 'ktls-user', 'https'),
   },
   {
     id: 'memory-offloaded',

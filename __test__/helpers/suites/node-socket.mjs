@@ -142,6 +142,31 @@ export function nodeSocketSuite(env) {
     await srv.close()
   })
 
+  env.test(env.title("a close_notify that arrives while a large write is in flight ends reading, and the write still arrives intact"), async (t) => {
+    const size = 16 * MiB
+    const srv = await startNodeServer({ allowHalfOpen: true })
+    const c = await ktlsConnect({ port: srv.port, allowHalfOpen: true })
+    const peer = await srv.nextPeer()
+    env.assertPath(t, c)
+    const errors = collectErrors(c)
+    peer.pause() // nothing is read: our write stays in flight
+    const writing = writePayload(c, size, { seed: 'in flight', end: true })
+    await withTimeout(waitFor(() => c.writableLength > 0), env.ms(10000), 'a write in flight')
+    const ended = onceEvent(c, 'end', { timeout: env.ms(10000) })
+    c.resume()
+    peer.end() // close_notify while our write waits
+    await ended
+    const got = hashStream(peer)
+    peer.resume()
+    await writing
+    const received = await withTimeout(got, env.ms(30000), 'the in-flight payload')
+    t.is(received.bytes, size)
+    t.is(received.sha256, expectedSha256(size, { seed: 'in flight' }))
+    await closed(c)
+    t.deepEqual(errors, [])
+    await srv.close()
+  })
+
   env.test(env.title('end() on a socket nobody reads closes once the peer ends too, as a net.Socket'), async (t) => {
     const srv = await startNodeServer()
     const c = await ktlsConnect({ port: srv.port })
@@ -204,4 +229,8 @@ function get(url, agent) {
       })
       .on('error', reject)
   })
+}
+
+async function waitFor(predicate) {
+  while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 20))
 }
