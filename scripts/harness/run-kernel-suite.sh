@@ -3,7 +3,8 @@
 # host kernel has it, else inside User-Mode Linux guests, one per kernel in
 # KTLS_KERNELS. Exit 0 only if every kernel passed.
 #
-# Env: KTLS_KERNELS (default "6.1 7.2"), KTLS_HARNESS_TIMEOUT (seconds per kernel,
+# Env: KTLS_KERNELS (default "6.1 7.2"), KTLS_NODE_LINE (run the suite on another
+# Node line, e.g. 24, fetched by scripts/node-line.sh), KTLS_HARNESS_TIMEOUT (seconds per kernel,
 # default 1800), KTLS_HARNESS_FORCE_UML=1 (use guests even if the host has kTLS),
 # KTLS_HARNESS_ENV (extra variable names to pass into the guest).
 set -euo pipefail
@@ -159,6 +160,11 @@ run_kernel() {
 main() {
   local counted=0 cmd=("$@") failed=() kver
   if [[ ${#cmd[@]} == 0 ]]; then cmd=("${DEFAULT_CMD[@]}") counted=1; fi
+  if [[ $counted == 1 && -n "${KTLS_NODE_LINE:-}" ]]; then
+    # Fetched here: the guest has only loopback networking.
+    bash "$REPO/scripts/node-line.sh" "$KTLS_NODE_LINE" --version >/dev/null
+    cmd=(bash "$REPO/scripts/node-line.sh" "$KTLS_NODE_LINE" "$REPO/node_modules/ava/entrypoints/cli.mjs" --config "$KERNEL_CONFIG")
+  fi
   # ava ignores a missing --config file and runs its default test set instead.
   if [[ $counted == 1 && ! -f "$KERNEL_CONFIG" ]]; then
     say "FAIL: $PWD/$KERNEL_CONFIG not found"; return 1
