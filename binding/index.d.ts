@@ -49,9 +49,6 @@ export declare class Connection {
   arm(interest: number): void
   /** What the handshake negotiated and where the records now go. */
   info(): HandshakeInfo
-  /** The peer's address, looked up when first asked for (as node:net). */
-  peerAddress(): SocketAddress | null
-  localAddress(): SocketAddress | null
   /** Closes the descriptor now (no close_notify). Idempotent. */
   destroy(): void
 }
@@ -163,10 +160,3 @@ export interface Offload {
  * Two sockets given the same key talk through the kernel's crypto.
  */
 export declare function offloadWithFixedKey(fd: number, cipher: string, fill: number): FixedKeyOffload
-
-export interface SocketAddress {
-  address: string
-  port: number
-  /** `'IPv4'` or `'IPv6'`, as in node:net. */
-  family: string
-}

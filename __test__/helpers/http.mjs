@@ -15,7 +15,7 @@ import { createRequire } from 'node:module'
 import { getCerts } from './certs.mjs'
 import { kernelTest } from './kernel.mjs'
 import { ktls } from './ktls.mjs'
-import { closeServer, listen } from './peers.mjs'
+import { closeServer, listen, TLS13_SUITES } from './peers.mjs'
 import { dataChunks } from './stream.mjs'
 
 const require = createRequire(import.meta.url)
@@ -25,7 +25,6 @@ export const serveModule = require('../../dist/serve.js')
 export const CLI = require.resolve('../../dist/cli.js')
 
 export const HOST = '127.0.0.1'
-export const SUITES13 = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']
 
 /** The kernel's name for the AEAD of a suite (TLS 1.2 names included). */
 function kernelSuite(cipher) {
@@ -44,7 +43,7 @@ export function httpEnv(kind) {
     test: kernel ? kernelTest : (title, fn) => test.serial(title, fn),
     ms: (n) => (kernel ? n * 10 : n),
     /** Suites this kernel offloads (all three natively are "tested in userspace"). */
-    suites: kernel ? SUITES13.filter((s) => caps.ciphers[s]) : SUITES13,
+    suites: kernel ? TLS13_SUITES.filter((s) => caps.ciphers[s]) : TLS13_SUITES,
     /** Would this kernel offload a connection using `cipher`? */
     offloads(cipher) {
       return caps.ulp === true && caps.ciphers[kernelSuite(cipher)] === true

@@ -6,10 +6,10 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { createRequire } from 'node:module'
 import { kernelTest, readTlsStat, tlsStatDelta } from '../helpers/kernel.mjs'
+import { TLS13_SUITES } from '../helpers/peers.mjs'
 // A wrong key on one end is covered by kernel/faults.spec.mjs (tampered records: EBADMSG).
 
 const binding = createRequire(import.meta.url)('../../binding/index.js')
-const CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']
 
 async function loopbackPair() {
   const server = net.createServer({ pauseOnConnect: true })
@@ -22,7 +22,7 @@ async function loopbackPair() {
   return { client, accepted }
 }
 
-for (const cipher of CIPHERS) {
+for (const cipher of TLS13_SUITES) {
   kernelTest(`a message crosses the kernel's ${cipher} when both ends hold the same fixed key`, async (t) => {
     const { client, accepted } = await loopbackPair()
     const before = readTlsStat()

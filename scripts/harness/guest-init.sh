@@ -10,6 +10,10 @@
 # read-write, so this script never deletes anything.
 set -uo pipefail
 export PATH=/root/.cargo/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+# UML 7.2 panics tearing down an io_uring ring (io_ring_exit_work, "Segfault
+# with no mm"); Node 22+'s libuv uses io_uring for files. Keep libuv on epoll
+# and its thread pool, as on kernels without io_uring.
+export UV_USE_IO_URING=0
 
 say() { echo "[guest] $*"; }
 

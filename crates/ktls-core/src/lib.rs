@@ -28,7 +28,7 @@ pub use crypto_info::{CryptoInfo, KernelCipher};
 pub use error::{Error, Result};
 pub use host_loop::LoopWatch;
 pub use offload::{KtlsMode, OffloadStatus};
+pub use outcome::{ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 pub use probe::{capabilities, offload_with_fixed_key, Capabilities};
 pub use reactor::{Interest, Reactor, READABLE, WRITABLE};
-pub use outcome::{ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 pub use session::{HandshakeInfo, Session};

@@ -131,7 +131,12 @@ impl ControlRecords {
 
     /// close_notify as a kernel-encrypted alert record.
     pub(crate) fn send_close_notify(&mut self, fd: BorrowedFd<'_>) -> Result<bool> {
-        Ok(nonblocking(sys::send_record(fd, CONTENT_ALERT, &[1, ALERT_CLOSE_NOTIFY]))?.is_some())
+        Ok(nonblocking(sys::send_record(
+            fd,
+            CONTENT_ALERT,
+            &[1, ALERT_CLOSE_NOTIFY],
+        ))?
+        .is_some())
     }
 }
 

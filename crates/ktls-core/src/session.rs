@@ -125,16 +125,6 @@ impl Session {
         &self.offload
     }
 
-    /// The peer's IP address and port (`None` on other sockets).
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        sys::peer_addr(self.fd.as_fd())
-    }
-
-    /// This end's IP address and port (`None` on other sockets).
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        sys::local_addr(self.fd.as_fd())
-    }
-
     /// Advances the handshake as far as the socket allows.
     pub fn handshake(&mut self) -> Result<Progress> {
         let result = self.handshake_steps();
@@ -178,7 +168,11 @@ impl Session {
     /// records behind the handshake stay in the kernel for kTLS to decrypt.
     fn read_handshake_bytes(&mut self) -> Result<bool> {
         let want = bytes_to_record_end(&self.bufs.incoming);
-        match nonblocking(sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, want))? {
+        match nonblocking(sys::recv_append(
+            self.fd.as_fd(),
+            &mut self.bufs.incoming,
+            want,
+        ))? {
             Some(0) => Err(Error::HandshakeEof),
             Some(_) => Ok(true),
             None => Ok(false),
@@ -310,7 +304,11 @@ impl Session {
 
     fn read_ciphertext(&mut self) -> Result<ReadOutcome> {
         const CHUNK: usize = 64 * 1024;
-        match nonblocking(sys::recv_append(self.fd.as_fd(), &mut self.bufs.incoming, CHUNK))? {
+        match nonblocking(sys::recv_append(
+            self.fd.as_fd(),
+            &mut self.bufs.incoming,
+            CHUNK,
+        ))? {
             Some(0) => Ok(ReadOutcome::Eof),
             Some(n) => Ok(ReadOutcome::Data(n)),
             None => {

@@ -233,11 +233,6 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
-/// The peer's IP address and port; `None` for other kinds of socket.
-pub fn peer_addr(fd: BorrowedFd<'_>) -> Option<SocketAddr> {
-    ip_socket_addr(socket::getpeername::<socket::SockaddrStorage>(fd.as_raw_fd()).ok()?)
-}
-
 /// This end's IP address and port; `None` for other kinds of socket.
 pub fn local_addr(fd: BorrowedFd<'_>) -> Option<SocketAddr> {
     ip_socket_addr(socket::getsockname::<socket::SockaddrStorage>(fd.as_raw_fd()).ok()?)

@@ -25,22 +25,6 @@ pub struct HandshakeInfo {
     pub offload: Offload,
 }
 
-#[napi(object)]
-pub struct SocketAddress {
-    pub address: String,
-    pub port: u32,
-    /// `'IPv4'` or `'IPv6'`, as in node:net.
-    pub family: String,
-}
-
-fn socket_address(addr: Option<std::net::SocketAddr>) -> Option<SocketAddress> {
-    addr.map(|a| SocketAddress {
-        address: a.ip().to_string(),
-        port: u32::from(a.port()),
-        family: if a.is_ipv4() { "IPv4" } else { "IPv6" }.to_owned(),
-    })
-}
-
 /// Where a handshake step stopped. For `WantRead` and `WantWrite` the
 /// readiness report is already armed: one crossing per step.
 #[napi]
@@ -198,7 +182,10 @@ impl Connection {
     /// host's `read()` fail with `EIO` (a record that is not application data).
     #[napi]
     pub fn control_record(&mut self, mut buf: BufferSlice) -> napi::Result<ControlRecord, String> {
-        let outcome = self.session()?.control_record(&mut buf).map_err(to_js_error)?;
+        let outcome = self
+            .session()?
+            .control_record(&mut buf)
+            .map_err(to_js_error)?;
         let (kind, bytes) = match outcome {
             ControlOutcome::Handled => (ControlKind::Handled, 0),
             ControlOutcome::Eof => (ControlKind::Eof, 0),
@@ -311,17 +298,6 @@ impl Connection {
             chain_error: info.chain_error,
             offload,
         })
-    }
-
-    /// The peer's address, looked up when first asked for (as node:net).
-    #[napi]
-    pub fn peer_address(&mut self) -> napi::Result<Option<SocketAddress>, String> {
-        Ok(socket_address(self.session()?.peer_addr()))
-    }
-
-    #[napi]
-    pub fn local_address(&mut self) -> napi::Result<Option<SocketAddress>, String> {
-        Ok(socket_address(self.session()?.local_addr()))
     }
 
     /// Closes the descriptor now (no close_notify). Idempotent.
