@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { renderBulkChart } from './chart.mjs'
-import { bulkSplitTable, bulkTable, handshakeTable, markdown, memoryTable, targetsTable } from './lib/tables.mjs'
+import { bulkSplitTable, bulkTable, handshakeTable, httpTable, markdown, memoryTable, targetsTable } from './lib/tables.mjs'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -25,7 +25,7 @@ function section(file, chart) {
       : `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}`
   const dirty = r.code.uncommitted.length ? ` plus uncommitted changes (${r.code.uncommitted.length} files)` : ''
   const loads = Object.values(r.scenarios).flatMap((sc) =>
-    Object.values(sc.variants ?? sc.configs ?? {}).flatMap((v) => v.runs.map((x) => x.loadavg1)),
+    Object.values(sc.variants ?? sc.configs ?? {}).flatMap((v) => (v.runs ?? []).map((x) => x.loadavg1)),
   ).filter(Number.isFinite)
   const load = loads.length ? ` 1-minute load average during the runs ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} (2 cores; other work shares the machine).` : ''
   const out = [
@@ -57,6 +57,10 @@ function section(file, chart) {
     const c = s.memory.config
     const clients = c.clientProcesses > 1 ? `${c.clientProcesses} node:tls client processes` : 'a node:tls client process'
     out.push('', `**Memory** (${c.connections} idle established TLS 1.3 connections from ${clients}; server process after a full GC, ${c.runs} runs):`, '', markdown(memoryTable(s.memory)))
+  }
+  if (s.http) {
+    const h = s.http
+    out.push('', `**HTTP serving** (Node's HTTP server, or http2, fed by each transport; wrk or h2load on the other core, ${h.seconds} s after a 1 s warm-up, ${h.runs} rounds; server CPU from process.cpuUsage()):`, '', markdown(httpTable(h)))
   }
   if (r.targets.length) out.push('', '**Targets** (verdict on the median of the per-run ratios):', '', markdown(targetsTable(r.targets)))
   return out.join('\n')

@@ -43,7 +43,8 @@ export function connect(...args: unknown[]): KtlsSocket {
 /** What net.Socket#connect needs (https.Agent passes `path: null` for TCP). */
 function netOptions(o: ConnectOptions): net.NetConnectOpts {
   if (o.path != null) return { path: o.path }
-  const { port = 443, host = 'localhost', ...rest } = o
+  // The signal is the KtlsSocket's (it destroys both sockets): the TCP one must not report it again.
+  const { port = 443, host = 'localhost', signal: _signal, ...rest } = o
   return { ...(rest as net.TcpNetConnectOpts), port, host, path: undefined } as net.NetConnectOpts
 }
 

@@ -10,9 +10,9 @@ type Pem = string | Buffer
 export type KtlsMode = 'auto' | 'require' | 'off'
 
 export interface SecureContextOptions {
-  key?: Pem | null
-  cert?: Pem | null
-  ca?: Pem | Pem[] | null
+  key?: Pem | null | false
+  cert?: Pem | null | false
+  ca?: Pem | Pem[] | null | false
   ALPNProtocols?: Array<string | Buffer | Uint8Array> | null
   minVersion?: 'TLSv1.2' | 'TLSv1.3'
   maxVersion?: 'TLSv1.2' | 'TLSv1.3'
@@ -57,7 +57,7 @@ export function createSecureContext(options: SecureContextOptions = {}): SecureC
  * node:tls, one without either can still be created (its handshakes fail).
  */
 export function hasCredentials(options: SecureContextOptions): boolean {
-  return given(options.key) || given(options.cert)
+  return present(options.key) || present(options.cert)
 }
 
 function build<T>(make: () => T): T {
@@ -70,8 +70,10 @@ function build<T>(make: () => T): T {
 
 const toBuffer = (pem: Pem | Uint8Array): Buffer => (typeof pem === 'string' ? Buffer.from(pem) : Buffer.from(pem))
 
-// As node:tls, a null (or, for strings, empty) option means "not given".
+// As node:tls, null means "not given"; for key, cert and ca, so does any
+// falsy value (node:tls tests `if (key)`).
 const given = <T>(value: T | null | undefined): value is T => value !== undefined && value !== null
+const present = <T>(value: T | null | undefined | false | ''): value is T => Boolean(value)
 
 function nativeOptions(o: SecureContextOptions) {
   return {
@@ -80,8 +82,8 @@ function nativeOptions(o: SecureContextOptions) {
     maxVersion: o.maxVersion ?? undefined,
     ciphers: given(o.ciphers) && o.ciphers !== '' ? toIanaCiphers(o.ciphers) : undefined,
     ca: trustAnchors(o.ca),
-    cert: given(o.cert) ? toBuffer(o.cert) : undefined,
-    key: given(o.key) ? toBuffer(o.key) : undefined,
+    cert: present(o.cert) ? toBuffer(o.cert) : undefined,
+    key: present(o.key) ? toBuffer(o.key) : undefined,
     honorCipherOrder: o.honorCipherOrder ?? undefined,
   }
 }
@@ -90,8 +92,8 @@ function nativeOptions(o: SecureContextOptions) {
  * `ca`, else nothing (the Mozilla list, as Node's bundled roots); with
  * NODE_EXTRA_CA_CERTS, Node's roots plus that file, as node:tls does.
  */
-function trustAnchors(ca: Pem | Pem[] | null | undefined): Buffer[] | undefined {
-  if (given(ca)) return (Array.isArray(ca) ? ca : [ca]).filter(given).map(toBuffer)
+function trustAnchors(ca: Pem | Pem[] | null | undefined | false): Buffer[] | undefined {
+  if (present(ca)) return (Array.isArray(ca) ? ca : [ca]).filter(present).map(toBuffer)
   const extra = process.env.NODE_EXTRA_CA_CERTS
   if (!extra) return undefined
   return [...tls.rootCertificates.map(toBuffer), readFileSync(extra)]

@@ -155,7 +155,6 @@ export class KtlsSocket extends net.Socket {
       // no TLS, no configuration
     } else if (!this.isServer) this.context.clientContext()
     else if (hasCredentials(this.context.options)) this.context.serverContext()
-    this.updateLoopHold()
     const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
     if (timeout > 0) {
       this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
@@ -221,6 +220,7 @@ export class KtlsSocket extends net.Socket {
     } catch (err) {
       return this.fail(fromNative(err))
     }
+    this.updateLoopHold()
     this.handshakeStep()
   }
 
@@ -691,7 +691,10 @@ export class KtlsSocket extends net.Socket {
     const handle = handleOf(this) ?? this.tcp
     if (this.wantRef) handle?.ref?.()
     else handle?.unref?.()
-    const hold = this.wantRef && !this.destroyed && this.engine !== 'libuv' && this.engine !== 'closed'
+    // Nothing to hold before the handshake starts: a connecting TCP socket is libuv's
+    // to keep alive (or not: a `lookup` that never answers lets the process exit).
+    const waitsOnReactor = this.engine === 'own' || (this.engine === 'handshake' && this.conn !== undefined)
+    const hold = this.wantRef && !this.destroyed && waitsOnReactor
     if (hold === this.holdsLoop) return
     this.holdsLoop = hold
     if (hold) holdLoop()

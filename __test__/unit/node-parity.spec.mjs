@@ -5,6 +5,9 @@ import test from 'ava'
 import tls from 'node:tls'
 import https from 'node:https'
 import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ktls } from '../helpers/ktls.mjs'
 import { getCerts } from '../helpers/certs.mjs'
 import { onceEvent } from '../helpers/stream.mjs'
@@ -121,4 +124,37 @@ test('NODE_EXTRA_CA_CERTS adds trust anchors when `ca` is not given, as node:tls
     stdio: ['ignore', 'pipe', 'ignore'],
   })
   t.deepEqual(JSON.parse(out), { authorized: true })
+})
+
+test('X.509 v1 certificates are served and accepted, as node:tls does (OpenSSL accepts them, webpki not)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ktls-v1-'))
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'key.pem')
+  openssl('req', '-new', '-key', 'key.pem', '-subj', '/CN=localhost', '-out', 'csr.pem')
+  // `x509 -req` without extensions writes a version 1 certificate.
+  openssl('x509', '-req', '-in', 'csr.pem', '-signkey', 'key.pem', '-days', '2', '-out', 'cert.pem')
+  const text = openssl('x509', '-in', 'cert.pem', '-noout', '-text').toString()
+  t.regex(text, /Version: 1 \(0x0\)/)
+  const key = readFileSync(join(dir, 'key.pem'), 'utf8')
+  const cert = readFileSync(join(dir, 'cert.pem'), 'utf8')
+  const srv = await startKtlsServer({ key, cert }, (s) => s.end('v1'))
+  for (const maxVersion of ['TLSv1.3', 'TLSv1.2']) {
+    const viaNode = await nodeConnect({ port: srv.port, rejectUnauthorized: false, maxVersion })
+    t.is(viaNode.getPeerCertificate().subject.CN, 'localhost')
+    viaNode.destroy()
+    const ours = await ktlsConnect({ port: srv.port, rejectUnauthorized: false, maxVersion })
+    t.is(ours.getProtocol(), maxVersion)
+    t.is(ours.getPeerCertificate().subject.CN, 'localhost')
+    t.false(ours.authorized)
+    ours.destroy()
+  }
+  await srv.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+test('a key that does not match its certificate is refused at once, as node:tls does', (t) => {
+  // Two P-256 keys: OpenSSL compares keys of the same type ("key values mismatch").
+  t.throws(() => tls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
+  const err = t.throws(() => ktls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
+  t.is(err.code, 'ERR_INVALID_ARG_VALUE')
 })

@@ -3,6 +3,8 @@
 // __test__/unit/node-socket.spec.mjs (userspace path) and the kernel harness
 // (__test__/kernel/node-socket.spec.mjs, offloaded: libuv carries the data).
 import net from 'node:net'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import http2 from 'node:http2'
 import https from 'node:https'
 import tls from 'node:tls'
@@ -12,6 +14,8 @@ import { closeServer, listen } from '../peers.mjs'
 import { MiB, dataBuffer, hashStream, expectedSha256, onceEvent, sha256, withTimeout, writePayload } from '../stream.mjs'
 import { startKtlsServer, startNodeServer, ktlsConnect, nodeConnect, collectErrors, closed, HOST } from '../tls.mjs'
 import { onCleanup, track } from '../cleanup.mjs'
+
+const UNGUARDED = fileURLToPath(new URL('../unguarded-server.mjs', import.meta.url))
 
 export function nodeSocketSuite(env) {
   env.test(env.title('client and server sockets are net.Sockets (instanceof, readyState, address())'), async (t) => {
@@ -200,6 +204,23 @@ export function nodeSocketSuite(env) {
     await withTimeout(closing, 10000, 'server close')
     await closed(ours)
     t.true(ours.destroyed)
+  })
+
+  env.test(env.title("a server with no 'error' listeners survives clients that reset, leave and end, as a node:tls server does"), async (t) => {
+    const certs = getCerts()
+    const run = (kind) =>
+      new Promise((resolve, reject) => {
+        execFile(process.execPath, [UNGUARDED, kind], { env: { ...process.env, KEY: certs.server.key, CERT: certs.server.cert }, timeout: env.ms(30000, 120000) }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${kind} server died: ${stderr}`)) : resolve(JSON.parse(stdout)),
+        )
+      })
+    t.like(await run('tls'), { survived: true })
+    const ours = await run('ktls')
+    t.true(ours.survived)
+    // Clients that leave right after their Finished may go before the server
+    // has read it (TLS 1.3): those are client errors, the rest secure sockets.
+    t.true(ours.sockets > 0)
+    t.is(ours.offloaded, env.kernel ? ours.sockets : 0)
   })
 
   env.test(env.title('connect(port, options) keeps the options (rejectUnauthorized is honoured)'), async (t) => {

@@ -154,8 +154,7 @@ impl ServerContext {
         }
         let key = PrivateKeyDer::from_pem_slice(&options.key)
             .map_err(|e| Error::InvalidArgument(format!("key: {e}")))?;
-        let certified = CertifiedKey::from_der(chain, key, &provider)
-            .map_err(|e| Error::InvalidArgument(format!("key/cert: {e}")))?;
+        let certified = certified_key(chain, key, &provider)?;
         let resolver = Arc::new(RecordSni(Arc::new(certified)));
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions(&options.common)?)
@@ -262,6 +261,64 @@ fn roots(ca: &[CertificateDer<'static>]) -> Result<RootCertStore> {
     Ok(store)
 }
 
+/// The key and its chain. rustls checks that they belong together by parsing
+/// the leaf with webpki, which refuses X.509 v1; OpenSSL (so Node) serves v1
+/// certificates, so for those the check is skipped rather than the certificate.
+fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey> {
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| Error::InvalidArgument(format!("key: {e}")))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    if webpki::EndEntityCert::try_from(&certified.cert[0]).is_err() {
+        return Ok(certified);
+    }
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(e) => Err(Error::InvalidArgument(format!("key/cert: {e}"))),
+    }
+}
+
+/// A handshake signature checked against the certificate's key when webpki
+/// cannot parse the certificate (X.509 v1): the key is found in its DER.
+fn verify_with_certificate_key(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &rustls::crypto::WebPkiSupportedAlgorithms,
+    tls13: bool,
+) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
+    let spki = crate::x509::subject_public_key_info(cert.as_ref()).ok_or_else(bad)?;
+    let spki = rustls::pki_types::SubjectPublicKeyInfoDer::from(spki);
+    if tls13 {
+        return rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algs);
+    }
+    // TLS 1.2: every algorithm the scheme maps to is a candidate, as rustls tries them.
+    let key = webpki::RawPublicKeyEntity::try_from(&spki).map_err(|_| bad())?;
+    let candidates = algs
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map(|(_, candidates)| *candidates)
+        .unwrap_or_default();
+    if candidates
+        .iter()
+        .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok())
+    {
+        return Ok(HandshakeSignatureValid::assertion());
+    }
+    Err(rustls::Error::InvalidCertificate(
+        CertificateError::BadSignature,
+    ))
+}
+
 /// During the handshake: checks the peer's signatures (so the key really is
 /// the certificate's), but defers chain trust to `ClientContext::chain_error`,
 /// as Node defers it to `rejectUnauthorized`. No application byte is sent
@@ -290,6 +347,9 @@ impl ServerCertVerifier for VerifyChainAfterHandshake {
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         let algs = &self.provider.signature_verification_algorithms;
+        if webpki::EndEntityCert::try_from(cert).is_err() {
+            return verify_with_certificate_key(message, cert, dss, algs, false);
+        }
         rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
     }
 
@@ -300,6 +360,9 @@ impl ServerCertVerifier for VerifyChainAfterHandshake {
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         let algs = &self.provider.signature_verification_algorithms;
+        if webpki::EndEntityCert::try_from(cert).is_err() {
+            return verify_with_certificate_key(message, cert, dss, algs, true);
+        }
         rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
     }
 

@@ -20,6 +20,7 @@ mod reactor;
 mod record;
 mod session;
 pub mod sys;
+mod x509;
 
 pub use config::{
     ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions, DEFAULT_CIPHERS,

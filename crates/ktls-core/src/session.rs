@@ -399,11 +399,15 @@ impl Session {
     }
 
     /// After a handshake error rustls queues an alert; give it one chance.
+    /// What the peer sent after the bad record is read and dropped, so the
+    /// close that follows is a FIN the peer reads as the end, as node:tls's
+    /// server gives a client that sent junk (unread data makes it an RST).
     fn send_pending_alert(&mut self) {
         if let State::Handshaking(tls) = &mut self.state {
             let _ = tls.pump(&mut self.bufs, Offer::Nothing);
         }
         let _ = self.flush_outgoing();
+        sys::discard_input(self.fd.as_fd(), 64 * 1024);
         self.state = State::Closed;
     }
 }

@@ -224,6 +224,19 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(socket::send(fd.as_raw_fd(), buf, flags)?)
 }
 
+/// Reads and drops what the peer already sent (up to `limit` bytes), so that
+/// closing the socket sends FIN, not the RST that unread data provokes.
+pub fn discard_input(fd: BorrowedFd<'_>, limit: usize) {
+    let mut scratch = [0u8; 4096];
+    let mut dropped = 0;
+    while dropped < limit {
+        match socket::recv(fd.as_raw_fd(), &mut scratch, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n > 0 => dropped += n,
+            _ => return,
+        }
+    }
+}
+
 /// Half-closes the sending side (TCP FIN). A peer that is already gone
 /// (`ENOTCONN`) leaves nothing to half-close, as libuv treats it.
 pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
