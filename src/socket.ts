@@ -160,6 +160,10 @@ export class KtlsSocket extends net.Socket {
       this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
       this.handshakeTimer.unref()
     }
+    // As node:tls's server does for its sockets: one 'error' listener always
+    // there, so an error nobody else listens for (a client's reset) costs this
+    // connection, not the process. Handshake failures went to 'tlsClientError'.
+    if (this.isServer && options.server) this.on('error', swallowAfterSecure)
     if (accepted) {
       this.tcp = detachHandle(this) ?? undefined
       process.nextTick(() => this.begin())
@@ -770,6 +774,9 @@ function kernelReadError(errno: number): KtlsError | undefined {
       return undefined
   }
 }
+
+/** A server socket's standing 'error' listener: the error is already the socket's end. */
+function swallowAfterSecure(): void {}
 
 /** The peer left: nothing to tell it any more. */
 function isGone(err: unknown): boolean {
