@@ -29,12 +29,11 @@ export function connect(...args: unknown[]): KtlsSocket {
   validateOptions(options)
   const secureContext = contextFor(options)
   secureContext.clientContext()
-  const host = options.host ?? 'localhost'
   // net's own connect (lookup, family, hints, localAddress, errors as Node
   // reports them) on a socket of its own: nothing in Node may see that
   // socket's handle until the kernel holds both directions' keys.
   const raw = options.socket ?? net.connect(netOptions(options))
-  const socket = new KtlsSocket(raw, { ...options, secureContext, host, isServer: false })
+  const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: false })
   if (listener) socket.once('secureConnect', listener)
   if (options.timeout) socket.setTimeout(options.timeout)
   return socket

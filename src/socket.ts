@@ -137,7 +137,7 @@ export class KtlsSocket extends net.Socket {
   /** The TCP socket still connecting: socket options wait on it. */
   private connectingRaw?: net.Socket
 
-  constructor(socket: net.Socket | AcceptedHandle, options: KtlsSocketOptions = {}) {
+  constructor(socket?: net.Socket | AcceptedHandle | null, options: KtlsSocketOptions = {}) {
     const accepted = socket != null && isAcceptedHandle(socket)
     super({
       allowHalfOpen: options.allowHalfOpen ?? false,
@@ -169,6 +169,9 @@ export class KtlsSocket extends net.Socket {
       process.nextTick(() => this.begin())
     } else if (socket instanceof net.Socket) {
       this.wrapSocket(socket)
+    } else if (socket == null) {
+      // As `new tls.TLSSocket()`: a TCP socket of its own, secured once it connects.
+      this.wrapSocket(new net.Socket())
     } else {
       throw new KtlsError('ERR_INVALID_ARG_TYPE', 'KtlsSocket needs a net.Socket (or an accepted handle) to secure')
     }
@@ -178,7 +181,8 @@ export class KtlsSocket extends net.Socket {
 
   /** An existing net.Socket: its handle becomes ours, as node:tls wraps it. */
   private wrapSocket(raw: net.Socket): void {
-    if (raw.connecting) {
+    // Connecting, or not connected yet at all (its owner calls connect() later).
+    if (raw.connecting || (!handleOf(raw) && !raw.destroyed)) {
       this.setConnecting(true)
       this.connectingRaw = raw
       raw.on('lookup', (...args) => this.emit('lookup', ...args))
@@ -342,12 +346,13 @@ export class KtlsSocket extends net.Socket {
   private fail(err: Error): void {
     if (this.destroyed) return
     const server = this.options.server
+    const error = this.secure ? err : asNodeReports(err, this.isServer, this.options)
     if (!this.secure && this.isServer && server) {
-      server.emit('tlsClientError', err, this)
+      server.emit('tlsClientError', error, this)
       this.destroy()
       return
     }
-    this.destroy(err)
+    this.destroy(error)
   }
 
   // ---- control records on an offloaded socket ----
@@ -773,6 +778,16 @@ function kernelReadError(errno: number): KtlsError | undefined {
     default:
       return undefined
   }
+}
+
+/**
+ * A connection lost during the handshake, as node:tls reports it: "socket
+ * hang up" on a server; on a client, with where it was connecting to.
+ */
+function asNodeReports(err: Error, isServer: boolean, options: KtlsSocketOptions & { port?: number; path?: string; localAddress?: string }): Error {
+  if ((err as { code?: string }).code !== 'ECONNRESET') return err
+  if (isServer) return new KtlsError('ECONNRESET', 'socket hang up')
+  return Object.assign(err, { path: options.path ?? undefined, host: options.host, port: options.port, localAddress: options.localAddress })
 }
 
 /** A server socket's standing 'error' listener: the error is already the socket's end. */
