@@ -96,7 +96,9 @@ function load(w, url, wanted) {
     const args = ['-D', String(seconds), '-c', String(w.connections), '-m', '10', '-t', '1', url]
     return run('h2load', args).then((out) => ({ requests: Number(/(\d+) succeeded/.exec(out)?.[1] ?? 0) }))
   }
-  const args = ['-t', '1', '-c', String(w.connections), '-d', `${seconds}s`, ...(w.close ? ['-H', 'Connection: close'] : []), url]
+  // wrk counts a response slower than --timeout (default 2 s) as an error: a
+  // 64 MiB one can take longer than that, in a guest above all.
+  const args = ['-t', '1', '-c', String(w.connections), '-d', `${seconds}s`, '--timeout', '60s', ...(w.close ? ['-H', 'Connection: close'] : []), url]
   return run('wrk', args).then((out) => ({ requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0) }))
 }
 
