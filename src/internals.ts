@@ -166,11 +166,6 @@ export function countAsConnection(server: net.Server, socket: net.Socket): void 
   fields(socket)._server = server
 }
 
-/** Whether `socket` came from `server`'s own accept path (and is counted already). */
-export function acceptedBy(server: net.Server, socket: net.Socket): boolean {
-  return fields(socket)._server === server
-}
-
 /** net's own argument rules for connect(port[, host][, options]) and connect(path[, options]). */
 export function normalizeConnectArgs(args: unknown[]): [Record<string, unknown>, ((...a: unknown[]) => void)?] {
   const normalize = (net as unknown as { _normalizeArgs(args: unknown[]): [Record<string, unknown>, unknown] })

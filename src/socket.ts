@@ -203,9 +203,8 @@ export class KtlsSocket extends net.Socket {
     raw.removeAllListeners('error')
     raw.on('error', () => {}) // its handle is ours now; its own late errors are moot
     raw.pause()
-    handleOf(raw)?.readStop()
     const alreadyRead = drainReadable(raw)
-    // (Reading the stream may have asked libuv to read again: moving stops it.)
+    // Moving stops libuv reading (reading the stream may have started it again).
     this.tcp = moveHandle(raw, this) ?? undefined
     // http's client waits for 'connect' before arming req.setTimeout().
     if (!this.isServer) this.emit('connect')
