@@ -104,6 +104,9 @@ function wrap(proc, label) {
       resolve({ code, signal })
     })
   })
+  // 'exit' can come before the last of stdout is read; 'close' waits for it
+  // (it only fires once stdout is consumed, so use it where a listener reads).
+  const outputDone = new Promise((resolve) => proc.once('close', () => resolve()))
   return {
     label,
     proc,
@@ -112,6 +115,7 @@ function wrap(proc, label) {
     stdout: proc.stdout,
     stderr: () => stderr,
     exited,
+    outputDone,
     async kill(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill(signal)

@@ -90,7 +90,7 @@ export function closeNotifySuite(env) {
         env.assertPath(t, c)
         await delay(env.ms(50, 100))
         c[how]()
-        await peer.exited
+        await peer.outputDone
         if (how === 'end') {
           t.regex(out, /^DONE$/m, 'openssl reports DONE only after a close_notify')
           t.notRegex(out, /^ERROR$/m)
