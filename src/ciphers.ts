@@ -56,8 +56,10 @@ export function toIanaCiphers(ciphers: string): string {
   const chosen: Suite[] = []
   const banned = new Set<Suite>()
   for (const raw of ciphers.split(/[:, ]+/)) {
-    const token = raw.trim()
-    if (token === '' || token.startsWith('@')) continue // @SECLEVEL=, @STRENGTH: no say over these suites
+    // @SECLEVEL=n, @STRENGTH (alone or after a keyword: 'ALL@SECLEVEL=0') have
+    // no say over these suites: all of them are above every security level.
+    const token = raw.trim().replace(/@.*$/, '')
+    if (token === '') continue
     const op = '!-+'.includes(token[0]) ? token[0] : ''
     const matched = select(op ? token.slice(1) : token)
     for (const s of matched) {

@@ -1,5 +1,6 @@
 // createSecureContext: the rustls configuration built once and reused.
 import { readFileSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
 import * as tls from 'node:tls'
 import { binding } from './native'
 import { fromNative } from './errors'
@@ -30,8 +31,18 @@ export interface SecureContextOptions {
 export class SecureContext {
   private client?: ClientSecureContext
   private server?: ServerSecureContext
+  private leaf?: X509Certificate | null
 
   constructor(readonly options: SecureContextOptions) {}
+
+  /** The certificate this side presents (the first of `cert`), if any. */
+  certificate(): X509Certificate | undefined {
+    if (this.leaf === undefined) {
+      const cert = this.options.cert
+      this.leaf = present(cert) ? new X509Certificate(toBuffer(cert)) : null
+    }
+    return this.leaf ?? undefined
+  }
 
   clientContext(): ClientSecureContext {
     this.client ??= build(() => new binding.ClientSecureContext(nativeOptions(this.options)))

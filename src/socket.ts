@@ -651,6 +651,24 @@ export class KtlsSocket extends net.Socket {
     return plain as tls.PeerCertificate
   }
 
+  /** The peer's leaf certificate, as node:tls: undefined when there is none. */
+  getPeerX509Certificate(): X509Certificate | undefined {
+    const leaf = this.info?.peerCertificates[0]
+    return leaf && !this.destroyed ? new X509Certificate(leaf) : undefined
+  }
+
+  /** The certificate this side presented, in getPeerCertificate()'s form: `{}` when none, null once destroyed. */
+  getCertificate(): tls.PeerCertificate | object | null {
+    if (this.destroyed) return null
+    const own = this.getX509Certificate()
+    return own ? (own.toLegacyObject() as tls.PeerCertificate) : {}
+  }
+
+  /** The certificate this side presented, undefined when none (a client presents none: no client auth yet). */
+  getX509Certificate(): X509Certificate | undefined {
+    return this.destroyed || !this.isServer ? undefined : this.context.certificate()
+  }
+
   getCipher(): tls.CipherNameAndProtocol | undefined {
     if (!this.info) return undefined
     return { name: this.info.cipher, standardName: this.info.cipher, version: this.info.protocol }

@@ -1,7 +1,9 @@
 // Handshake features on the userspace path: ALPN, SNI, certificates, cipher
 // and protocol reporting, TLS 1.2, and fatal alerts from the peer.
 import test from 'ava'
+import tls from 'node:tls'
 import { X509Certificate } from 'node:crypto'
+import { listen, closeServer } from '../helpers/peers.mjs'
 import { getCerts } from '../helpers/certs.mjs'
 import { ktls } from '../helpers/ktls.mjs'
 import {
@@ -124,6 +126,37 @@ test('getPeerCertificate() describes the server certificate like node:tls does',
     await endAndClose(c)
     await endAndClose(reference)
   })
+})
+
+test('getCertificate(), getX509Certificate() and getPeerX509Certificate() answer as node:tls does on both sides', async (t) => {
+  const x = new X509Certificate(certs.server.cert)
+  // node:tls's answers for the same pair of roles, as the reference.
+  const nodeServer = tls.createServer({ key: certs.server.key, cert: certs.server.cert })
+  const nodeServerSide = new Promise((r) => nodeServer.once('secureConnection', r))
+  const port = await listen(nodeServer)
+  const refClient = await nodeConnect({ port })
+  const refServer = await nodeServerSide
+
+  const srv = await startKtlsServer()
+  const client = await ktlsConnect({ port: srv.port })
+  const server = await srv.nextSocket()
+
+  t.is(server.getX509Certificate().fingerprint256, x.fingerprint256)
+  t.is(server.getX509Certificate().fingerprint256, refServer.getX509Certificate().fingerprint256)
+  t.is(server.getCertificate().fingerprint256, refServer.getCertificate().fingerprint256)
+  t.deepEqual({ ...server.getCertificate().subject }, { ...refServer.getCertificate().subject })
+  t.is(client.getPeerX509Certificate().fingerprint256, refClient.getPeerX509Certificate().fingerprint256)
+  t.true(client.getPeerX509Certificate().raw.equals(x.raw))
+  // Neither side has a peer or a local certificate where node:tls has none.
+  t.is(server.getPeerX509Certificate(), refServer.getPeerX509Certificate())
+  t.is(client.getX509Certificate(), refClient.getX509Certificate())
+  t.deepEqual(client.getCertificate(), refClient.getCertificate())
+  client.destroy()
+  refClient.destroy()
+  t.is(client.getCertificate(), null)
+  t.is(client.getPeerX509Certificate(), undefined)
+  await closeServer(nodeServer)
+  await srv.close()
 })
 
 test('getCipher() and getProtocol() report the negotiated TLS 1.3 suite', async (t) => {
