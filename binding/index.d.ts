@@ -71,6 +71,26 @@ export declare class ServerSecureContext {
   constructor(options: ContextOptions)
 }
 
+export declare class StreamConnection {
+  /**
+   * Ciphertext from the transport: runs rustls over it. On error, the
+   * alert to send is left for `takeOutput()`.
+   */
+  receive(ciphertext: Buffer): StreamStep
+  /** Runs rustls without new input (a client's first flight). */
+  advance(): StreamStep
+  /** Seals `chunks` (in order) and returns the records. */
+  encrypt(chunks: Array<Buffer>): Buffer
+  /** close_notify's record (empty if already sent or still handshaking). */
+  closeNotify(): Buffer
+  /** Ciphertext waiting to be sent (an alert after a failed step). */
+  takeOutput(): Buffer | null
+  /** What the handshake negotiated; nothing is offloaded on such a transport. */
+  info(reason: string): HandshakeInfo
+  /** Drops the connection state. Idempotent. */
+  destroy(): void
+}
+
 /** A server connection on a duplicate of `fd`. */
 export declare function acceptServer(context: ServerSecureContext, fd: number, ktls: string, reactor: Reactor, token: number): Connection
 
@@ -160,3 +180,20 @@ export interface Offload {
  * Two sockets given the same key talk through the kernel's crypto.
  */
 export declare function offloadWithFixedKey(fd: number, cipher: string, fill: number): FixedKeyOffload
+
+/** A client connection to `servername` over a transport JavaScript carries. */
+export declare function streamClient(context: ClientSecureContext, servername: string): StreamConnection
+
+/** A server connection over a transport JavaScript carries. */
+export declare function streamServer(context: ServerSecureContext): StreamConnection
+
+/**
+ * What one step produced: the state, the plaintext to push, the
+ * ciphertext to send (each absent when empty).
+ */
+export interface StreamStep {
+  secure: boolean
+  peerClosed: boolean
+  plaintext?: Buffer
+  output?: Buffer
+}

@@ -12,6 +12,8 @@ import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABL
 import { KtlsError, fromNative, verifyError } from './errors'
 import { contextFor, hasCredentials, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
+import { DuplexCarrier } from './carrier'
+import type { Duplex } from 'node:stream'
 import {
   attachHandle,
   detachHandle,
@@ -59,9 +61,10 @@ export interface KtlsStatus {
  * Who moves the bytes: rustls's handshake; libuv (both directions offloaded:
  * the kernel encrypts whatever libuv writes); or ktls's own loop (rustls in
  * userspace, or an offloaded socket whose libuv handle could not be reopened
- * after a control record because a write was in flight).
+ * after a control record because a write was in flight); or a carrier (rustls
+ * over a transport with no descriptor of ours: any Duplex, a TLS socket).
  */
-type Engine = 'handshake' | 'libuv' | 'own' | 'closed'
+type Engine = 'handshake' | 'libuv' | 'own' | 'carrier' | 'closed'
 
 const READ_SIZE = 64 * 1024
 const SMALL_READ = 16 * 1024
@@ -74,8 +77,8 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
 /** A connection a server accepted, still as libuv's handle (what `onconnection` gets). */
 export type AcceptedHandle = StreamHandle
 
-export function isAcceptedHandle(source: net.Socket | AcceptedHandle): source is AcceptedHandle {
-  return !(source instanceof net.Socket) && typeof (source as AcceptedHandle).getpeername === 'function'
+export function isAcceptedHandle(source: net.Socket | Duplex | AcceptedHandle): source is AcceptedHandle {
+  return !isDuplex(source) && typeof (source as AcceptedHandle).getpeername === 'function'
 }
 
 interface HeldWrite {
@@ -136,8 +139,10 @@ export class KtlsSocket extends net.Socket {
   private peerCert?: tls.DetailedPeerCertificate
   /** The TCP socket still connecting: socket options wait on it. */
   private connectingRaw?: net.Socket
+  /** Records carried over a transport that has no descriptor of ours. */
+  private carrier?: DuplexCarrier
 
-  constructor(socket?: net.Socket | AcceptedHandle | null, options: KtlsSocketOptions = {}) {
+  constructor(socket?: net.Socket | Duplex | AcceptedHandle | null, options: KtlsSocketOptions = {}) {
     const accepted = socket != null && isAcceptedHandle(socket)
     super({
       allowHalfOpen: options.allowHalfOpen ?? false,
@@ -167,13 +172,15 @@ export class KtlsSocket extends net.Socket {
     if (accepted) {
       this.tcp = detachHandle(this) ?? undefined
       process.nextTick(() => this.begin())
+    } else if (socket instanceof KtlsSocket || (isDuplex(socket) && !(socket instanceof net.Socket))) {
+      this.carryOver(socket as Duplex)
     } else if (socket instanceof net.Socket) {
       this.wrapSocket(socket)
     } else if (socket == null) {
       // As `new tls.TLSSocket()`: a TCP socket of its own, secured once it connects.
       this.wrapSocket(new net.Socket())
     } else {
-      throw new KtlsError('ERR_INVALID_ARG_TYPE', 'KtlsSocket needs a net.Socket (or an accepted handle) to secure')
+      throw new KtlsError('ERR_INVALID_ARG_TYPE', 'KtlsSocket needs a net.Socket, a Duplex stream or an accepted handle to secure')
     }
   }
 
@@ -200,6 +207,10 @@ export class KtlsSocket extends net.Socket {
     this.connectingRaw = undefined
     if (this.destroyed) return
     this.setConnecting(false)
+    // A stream whose handle has no descriptor (not libuv's TCP or pipe): its
+    // own stream API carries the records.
+    const fd = handleOf(raw)?.fd
+    if (typeof fd !== 'number' || fd < 0) return this.startCarrier(raw)
     raw.removeAllListeners('error')
     raw.on('error', () => {}) // its handle is ours now; its own late errors are moot
     raw.pause()
@@ -209,6 +220,48 @@ export class KtlsSocket extends net.Socket {
     // http's client waits for 'connect' before arming req.setTimeout().
     if (!this.isServer) this.emit('connect')
     this.begin(alreadyRead)
+  }
+
+  /**
+   * A transport with no descriptor of ours (a Duplex, a TLS socket): rustls
+   * over its stream API, in userspace. They live and die together.
+   */
+  private carryOver(transport: Duplex): void {
+    transport.once('close', () => this.destroy())
+    this.once('close', () => transport.destroy())
+    process.nextTick(() => this.startCarrier(transport))
+  }
+
+  private startCarrier(transport: Duplex): void {
+    if (this.destroyed) return
+    if ((this.options.ktls ?? 'auto') === 'require') {
+      return this.fail(new KtlsError('ERR_KTLS_UNAVAILABLE', `kTLS required, but ${NO_DESCRIPTOR}`))
+    }
+    let conn
+    try {
+      conn = this.isServer
+        ? binding.streamServer(this.context.serverContext())
+        : binding.streamClient(this.context.clientContext(), this.options.servername || this.options.host || 'localhost')
+    } catch (err) {
+      return this.fail(fromNative(err))
+    }
+    transport.pause()
+    const alreadyRead = transport instanceof net.Socket ? drainReadable(transport) : undefined
+    this.carrier = new DuplexCarrier(transport, conn, {
+      secure: () => this.onHandshakeDone(),
+      data: (plaintext) => {
+        this.ownBytesRead += plaintext.length
+        touchTimer(this)
+        return this.push(plaintext)
+      },
+      end: () => {
+        this.push(null)
+        this.read(0)
+      },
+      fail: (err) => this.fail(err),
+    })
+    if (!this.isServer) this.emit('connect')
+    this.carrier.start(alreadyRead)
   }
 
   private begin(alreadyRead?: Buffer): void {
@@ -254,8 +307,8 @@ export class KtlsSocket extends net.Socket {
   private onHandshakeDone(): void {
     clearTimeout(this.handshakeTimer)
     const raw = this.options.unencryptedBenchmarkOnly === true
-    if (this.conn) {
-      this.info = this.conn.info()
+    if (this.conn || this.carrier) {
+      this.info = this.carrier ? this.carrier.info(NO_DESCRIPTOR) : this.conn!.info()
       const offload = this.info.offload
       this.ktls = { tx: offload.tx, rx: offload.rx, cipher: this.info.cipher }
       if (offload.reason !== undefined) this.ktls.reason = offload.reason
@@ -266,7 +319,8 @@ export class KtlsSocket extends net.Socket {
       this.ktls = { tx: false, rx: false, cipher: '', reason: 'raw benchmark socket: no TLS' }
     }
     const offloaded = raw || (this.ktls.tx && this.ktls.rx)
-    if (offloaded) this.useLibuv()
+    if (this.carrier) this.engine = 'carrier'
+    else if (offloaded) this.useLibuv()
     else this.useOwnLoop()
     this.secure = true
     this.emit('secure')
@@ -474,6 +528,7 @@ export class KtlsSocket extends net.Socket {
 
   override _read(n: number): void {
     if (this.engine === 'libuv') return netSocket._read.call(this, n)
+    if (this.engine === 'carrier') return this.carrier!.resume()
     this.reading = true
     if (this.engine === 'own' && !this.wantRead) this.readLoop()
   }
@@ -538,6 +593,11 @@ export class KtlsSocket extends net.Socket {
       case 'own':
         this.ownWrite = { chunks: coalesce(chunks.map(toBuffer)), index: 0, offset: 0, callback }
         return this.writeLoop()
+      case 'carrier': {
+        const buffers = chunks.map(toBuffer)
+        this.ownBytesWritten += buffers.reduce((n, b) => n + b.length, 0)
+        return this.carrier!.write(coalesce(buffers), callback)
+      }
       case 'closed':
         return callback(new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed'))
     }
@@ -581,6 +641,8 @@ export class KtlsSocket extends net.Socket {
       case 'handshake':
         this.finalCallback = callback
         return
+      case 'carrier':
+        return this.carrier!.end(callback)
       case 'closed':
         return callback()
     }
@@ -624,6 +686,7 @@ export class KtlsSocket extends net.Socket {
     clearTimeout(this.handshakeTimer)
     this.engine = 'closed'
     this.conn?.destroy()
+    this.carrier?.destroy()
     if (this.token) unregister(this.token)
     this.updateLoopHold()
     const gone = new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed')
@@ -752,6 +815,13 @@ for (const which of ['bytesRead', 'bytesWritten'] as const) {
     },
     configurable: true,
   })
+}
+
+const NO_DESCRIPTOR = 'the transport is a stream with no TCP descriptor: records stay in userspace'
+
+function isDuplex(value: unknown): boolean {
+  const s = value as Duplex | null
+  return s != null && typeof s.on === 'function' && typeof s.write === 'function' && typeof s.read === 'function'
 }
 
 /** Bytes a paused net.Socket had already read into its stream buffer. */

@@ -4,7 +4,8 @@
 //! ([`Session`]); the traffic secrets and sequence numbers then go to the
 //! kernel (`TCP_ULP "tls"`, `TLS_TX`, `TLS_RX`), verified by reading them
 //! back. When the kernel cannot take a connection it stays on rustls in
-//! userspace, behind the same API. [`Reactor`] reports socket readiness,
+//! userspace, behind the same API; [`StreamSession`] runs it over a transport
+//! that is not a descriptor. [`Reactor`] reports socket readiness,
 //! from its own thread or through the host's libuv loop ([`LoopWatch`]).
 
 mod config;
@@ -19,6 +20,7 @@ mod random;
 mod reactor;
 mod record;
 mod session;
+mod stream;
 pub mod sys;
 mod x509;
 
@@ -33,3 +35,4 @@ pub use outcome::{ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 pub use probe::{capabilities, offload_with_fixed_key, Capabilities};
 pub use reactor::{Interest, Reactor, READABLE, WRITABLE};
 pub use session::{HandshakeInfo, Session};
+pub use stream::{StreamSession, StreamState};

@@ -183,7 +183,7 @@ impl Session {
         let State::Handshaking(tls) = std::mem::replace(&mut self.state, State::Closed) else {
             return Ok(());
         };
-        self.capture_info(&tls);
+        capture_info(&mut self.info, &tls, self.client.as_deref());
         let cipher = tls
             .common()
             .negotiated_cipher_suite()
@@ -223,25 +223,6 @@ impl Session {
         };
         self.state = State::Userspace(tls);
         Ok(())
-    }
-
-    fn capture_info(&mut self, tls: &Tls) {
-        let common = tls.common();
-        self.info.alpn_protocol = common.alpn_protocol().map(<[u8]>::to_vec);
-        let chain: Vec<_> = common.peer_certificates().unwrap_or_default().to_vec();
-        self.info.peer_certificates = chain.iter().map(|c| c.as_ref().to_vec()).collect();
-        if let Some(suite) = common.negotiated_cipher_suite() {
-            // rustls says TLS13_AES_128_GCM_SHA256; IANA (and Node) say TLS_AES_128_GCM_SHA256.
-            let name = suite.suite().as_str().unwrap_or_default();
-            self.info.cipher_suite = name.replacen("TLS13_", "TLS_", 1);
-        }
-        self.info.protocol = match common.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
-            _ => "TLSv1.3".into(),
-        };
-        if let (Some(context), Some(host)) = (&self.client, &self.info.server_name) {
-            self.info.chain_error = context.chain_error(&chain, host);
-        }
     }
 
     /// Reads application data. `buf` should hold at least one full record
@@ -409,6 +390,27 @@ impl Session {
         let _ = self.flush_outgoing();
         sys::discard_input(self.fd.as_fd(), 64 * 1024);
         self.state = State::Closed;
+    }
+}
+
+/// Records what the handshake negotiated, before the connection object is
+/// converted (the kernel's knows none of it).
+pub(crate) fn capture_info(info: &mut HandshakeInfo, tls: &Tls, client: Option<&ClientContext>) {
+    let common = tls.common();
+    info.alpn_protocol = common.alpn_protocol().map(<[u8]>::to_vec);
+    let chain: Vec<_> = common.peer_certificates().unwrap_or_default().to_vec();
+    info.peer_certificates = chain.iter().map(|c| c.as_ref().to_vec()).collect();
+    if let Some(suite) = common.negotiated_cipher_suite() {
+        // rustls says TLS13_AES_128_GCM_SHA256; IANA (and Node) say TLS_AES_128_GCM_SHA256.
+        let name = suite.suite().as_str().unwrap_or_default();
+        info.cipher_suite = name.replacen("TLS13_", "TLS_", 1);
+    }
+    info.protocol = match common.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
+        _ => "TLSv1.3".into(),
+    };
+    if let (Some(context), Some(host)) = (client, &info.server_name) {
+        info.chain_error = context.chain_error(&chain, host);
     }
 }
 

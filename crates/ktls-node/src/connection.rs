@@ -276,28 +276,13 @@ impl Connection {
     #[napi]
     pub fn info(&mut self) -> napi::Result<HandshakeInfo, String> {
         let session = self.session()?;
-        let info = session.info().clone();
         let status = session.offload();
         let offload = Offload {
             tx: status.tx,
             rx: status.rx,
             reason: status.reason.clone(),
         };
-        Ok(HandshakeInfo {
-            alpn_protocol: info
-                .alpn_protocol
-                .map(|p| String::from_utf8_lossy(&p).into_owned()),
-            servername: info.server_name,
-            peer_certificates: info
-                .peer_certificates
-                .into_iter()
-                .map(Buffer::from)
-                .collect(),
-            cipher: info.cipher_suite,
-            protocol: info.protocol,
-            chain_error: info.chain_error,
-            offload,
-        })
+        Ok(handshake_info(session.info(), offload))
     }
 
     /// Closes the descriptor now (no close_notify). Idempotent.
@@ -306,5 +291,25 @@ impl Connection {
         if let Some(session) = self.session.take() {
             self.reactor.forget(session.fd());
         }
+    }
+}
+
+/// The core's handshake record, as JavaScript values.
+pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) -> HandshakeInfo {
+    HandshakeInfo {
+        alpn_protocol: info
+            .alpn_protocol
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        servername: info.server_name.clone(),
+        peer_certificates: info
+            .peer_certificates
+            .iter()
+            .map(|c| Buffer::from(c.clone()))
+            .collect(),
+        cipher: info.cipher_suite.clone(),
+        protocol: info.protocol.clone(),
+        chain_error: info.chain_error.clone(),
+        offload,
     }
 }

@@ -9,6 +9,7 @@
 mod connection;
 mod context;
 mod reactor;
+mod stream;
 
 use napi_derive::napi;
 

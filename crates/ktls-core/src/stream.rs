@@ -1,0 +1,163 @@
+//! A TLS connection over a transport that is not a descriptor (a JavaScript
+//! `Duplex`, a TLS socket inside another): ciphertext comes in and goes out
+//! as bytes the caller moves. Nothing can be offloaded, so the whole
+//! connection stays in rustls; reading ahead is harmless here.
+
+use std::io;
+use std::sync::Arc;
+
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
+
+use crate::config::{take_recorded_sni, ClientContext, ServerContext};
+use crate::conn::{Buffers, Offer, Pumped, Tls};
+use crate::error::{Error, Result};
+use crate::session::{capture_info, HandshakeInfo};
+
+/// Where a connection stands after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamState {
+    /// The handshake is over: `info()` is final and data may flow.
+    pub secure: bool,
+    /// The peer sent close_notify.
+    pub peer_closed: bool,
+}
+
+/// One connection whose records the caller carries.
+pub struct StreamSession {
+    tls: Tls,
+    bufs: Buffers,
+    client: Option<Arc<ClientContext>>,
+    info: HandshakeInfo,
+    handshaking: bool,
+    peer_closed: bool,
+    close_sent: bool,
+}
+
+impl std::fmt::Debug for StreamSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSession")
+            .field("handshaking", &self.handshaking)
+            .finish_non_exhaustive()
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl StreamSession {
+    /// A client connection to `server_name` (a DNS name or an IP address).
+    pub fn client(context: Arc<ClientContext>, server_name: &str) -> Result<Self> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| Error::InvalidArgument(format!("servername: invalid {server_name:?}")))?;
+        let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
+        let mut session = Self::new(Tls::Client(conn));
+        session.info.server_name = Some(server_name.to_owned());
+        session.client = Some(context);
+        Ok(session)
+    }
+
+    /// A server connection.
+    pub fn server(context: &ServerContext) -> Result<Self> {
+        let conn = UnbufferedServerConnection::new(context.config.clone())?;
+        Ok(Self::new(Tls::Server(conn)))
+    }
+
+    fn new(tls: Tls) -> Self {
+        Self {
+            tls,
+            bufs: Buffers::default(),
+            client: None,
+            info: HandshakeInfo::default(),
+            handshaking: true,
+            peer_closed: false,
+            close_sent: false,
+        }
+    }
+
+    /// What the handshake negotiated (final once `secure`).
+    pub fn info(&self) -> &HandshakeInfo {
+        &self.info
+    }
+
+    /// Takes ciphertext the transport delivered and runs rustls over it.
+    /// On error, the alert rustls queued is left in the output.
+    pub fn receive(&mut self, ciphertext: &[u8]) -> Result<StreamState> {
+        self.bufs.incoming.extend_from_slice(ciphertext);
+        self.advance()
+    }
+
+    /// Runs rustls on what it has (a client's first flight needs no input).
+    pub fn advance(&mut self) -> Result<StreamState> {
+        let result = self.step();
+        if result.is_err() {
+            // rustls encodes the alert for the error on the next turn.
+            let _ = self.tls.pump(&mut self.bufs, Offer::Nothing);
+        }
+        result
+    }
+
+    fn step(&mut self) -> Result<StreamState> {
+        if self.peer_closed {
+            return Ok(self.state());
+        }
+        let pumped = self.tls.pump(&mut self.bufs, Offer::Nothing);
+        if let Some(sni) = take_recorded_sni() {
+            self.info.server_name = Some(sni);
+        }
+        if pumped? == Pumped::PeerClosed {
+            if self.handshaking {
+                return Err(Error::HandshakeEof);
+            }
+            self.peer_closed = true;
+        }
+        if self.handshaking && !self.tls.common().is_handshaking() {
+            self.handshaking = false;
+            capture_info(&mut self.info, &self.tls, self.client.as_deref());
+        }
+        Ok(self.state())
+    }
+
+    fn state(&self) -> StreamState {
+        StreamState {
+            secure: !self.handshaking,
+            peer_closed: self.peer_closed,
+        }
+    }
+
+    /// Seals application data into records, queued as output.
+    pub fn encrypt(&mut self, data: &[u8]) -> Result<()> {
+        if self.close_sent || self.handshaking {
+            return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
+        }
+        for chunk in data.chunks(CHUNK) {
+            match self.tls.pump(&mut self.bufs, Offer::Plaintext(chunk))? {
+                Pumped::Idle { encrypted } if encrypted == chunk.len() => {}
+                _ => return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues close_notify (once); the read side stays open.
+    pub fn close_notify(&mut self) -> Result<()> {
+        if self.close_sent || self.handshaking {
+            return Ok(());
+        }
+        self.tls.pump(&mut self.bufs, Offer::CloseNotify)?;
+        self.close_sent = true;
+        Ok(())
+    }
+
+    /// Decrypted application data not handed out yet.
+    pub fn take_plaintext(&mut self) -> Vec<u8> {
+        // Handed out whole, so the position is always 0 here.
+        std::mem::take(&mut self.bufs.plaintext)
+    }
+
+    /// Ciphertext for the transport to send, in order.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        // Handed out whole, so the position is always 0 here.
+        std::mem::take(&mut self.bufs.outgoing)
+    }
+}

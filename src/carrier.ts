@@ -1,0 +1,111 @@
+// TLS over a transport that is not a TCP descriptor of ours (any Duplex, a
+// TLS socket inside another): rustls in the binding seals and opens the
+// records, this module moves them through the transport's own stream API.
+import type { Duplex } from 'node:stream'
+import type { HandshakeInfo, StreamConnection, StreamStep } from '../binding/index'
+import { KtlsError, fromNative } from './errors'
+
+/** What the carrier reports to its socket. */
+export interface CarrierEvents {
+  /** The handshake finished. */
+  secure(): void
+  /** Plaintext arrived; false asks for no more until `resume()`. */
+  data(plaintext: Buffer): boolean
+  /** The peer's close_notify, or the transport's end after the handshake. */
+  end(): void
+  fail(err: Error): void
+}
+
+export class DuplexCarrier {
+  private secure = false
+  private ended = false
+  private readonly onData = (chunk: Buffer | string) =>
+    this.apply(() => this.conn.receive(typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
+  private readonly onEnd = () => {
+    if (!this.secure) {
+      this.events.fail(new KtlsError('ECONNRESET', 'Client network socket disconnected before secure TLS connection was established'))
+    } else if (!this.ended) {
+      this.ended = true
+      this.events.end()
+    }
+  }
+  private readonly onError = (err: Error) => this.events.fail(err)
+
+  constructor(
+    readonly transport: Duplex,
+    private readonly conn: StreamConnection,
+    private readonly events: CarrierEvents,
+  ) {
+    transport.on('data', this.onData)
+    transport.on('end', this.onEnd)
+    transport.on('error', this.onError)
+  }
+
+  /** Sends the first flight (a client's) and takes what the transport had read already. */
+  start(alreadyRead?: Buffer): void {
+    this.apply(() => this.conn.advance())
+    if (alreadyRead && alreadyRead.length > 0) this.onData(alreadyRead)
+    this.transport.resume()
+  }
+
+  info(reason: string): HandshakeInfo {
+    return this.conn.info(reason)
+  }
+
+  /** The socket wants data again. */
+  resume(): void {
+    if (!this.transport.destroyed) this.transport.resume()
+  }
+
+  write(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    let records: Buffer
+    try {
+      records = this.conn.encrypt(chunks)
+    } catch (err) {
+      return callback(fromNative(err))
+    }
+    this.transport.write(records, callback)
+  }
+
+  /** close_notify, then the transport's end. */
+  end(callback: (err?: Error | null) => void): void {
+    let record: Buffer
+    try {
+      record = this.conn.closeNotify()
+    } catch (err) {
+      return callback(fromNative(err))
+    }
+    this.transport.end(record, () => callback())
+  }
+
+  destroy(): void {
+    this.conn.destroy()
+    this.transport.off('data', this.onData)
+    this.transport.off('end', this.onEnd)
+    this.transport.destroy()
+  }
+
+  private apply(run: () => StreamStep): void {
+    if (this.transport.destroyed) return
+    let step: StreamStep
+    try {
+      step = run()
+    } catch (err) {
+      // rustls queued the alert for the error: it goes out before the end.
+      const alert = this.conn.takeOutput()
+      if (alert) this.transport.write(alert)
+      this.events.fail(fromNative(err))
+      return
+    }
+    if (step.output) this.transport.write(step.output)
+    if (step.secure && !this.secure) {
+      this.secure = true
+      this.events.secure()
+    }
+    if (step.plaintext && !this.events.data(step.plaintext)) this.transport.pause()
+    if (step.peerClosed && !this.ended) {
+      this.ended = true
+      this.events.end()
+    }
+  }
+}
