@@ -207,6 +207,7 @@ export class KtlsSocket extends net.Socket {
     this.connectingRaw = undefined
     if (this.destroyed) return
     this.setConnecting(false)
+    if (raw.destroyed) return this.fail(new KtlsError('ERR_KTLS_NO_FD', 'socket has no file descriptor (closed)'))
     // A stream whose handle has no descriptor (not libuv's TCP or pipe): its
     // own stream API carries the records.
     const fd = handleOf(raw)?.fd
@@ -301,7 +302,7 @@ export class KtlsSocket extends net.Socket {
       return this.fail(fromNative(err))
     }
     if (progress === HandshakeProgress.Done) return this.onHandshakeDone()
-    this.armed = progress === HandshakeProgress.WantRead ? READABLE : WRITABLE // the binding armed it
+    this.setArmed(progress === HandshakeProgress.WantRead ? READABLE : WRITABLE) // the binding armed it
   }
 
   private onHandshakeDone(): void {
@@ -494,6 +495,7 @@ export class KtlsSocket extends net.Socket {
     if (bits & READABLE && wantedRead) this.readLoop()
     else if (wantedRead) this.wantRead = true
     this.arm()
+    this.updateHold()
   }
 
   private want(bits: number): void {
@@ -511,7 +513,7 @@ export class KtlsSocket extends net.Socket {
     } catch (err) {
       return this.fail(fromNative(err))
     }
-    this.armed = interest
+    this.setArmed(interest)
   }
 
   private onWritable(): void {
@@ -547,7 +549,7 @@ export class KtlsSocket extends net.Socket {
       }
       if (n < 0) {
         this.wantRead = true
-        this.armed = rearm
+        this.setArmed(rearm)
         return
       }
       if (n === 0) {
@@ -656,7 +658,7 @@ export class KtlsSocket extends net.Socket {
         if (!this.conn.closeNotify()) {
           this.finalCallback = callback
           this.wantWrite = true
-          this.armed = WRITABLE // armed by the binding
+          this.setArmed(WRITABLE) // armed by the binding
           return
         }
       } catch (err) {
@@ -780,14 +782,28 @@ export class KtlsSocket extends net.Socket {
     const handle = handleOf(this) ?? this.tcp
     if (this.wantRef) handle?.ref?.()
     else handle?.unref?.()
-    // Nothing to hold before the handshake starts: a connecting TCP socket is libuv's
-    // to keep alive (or not: a `lookup` that never answers lets the process exit).
-    const waitsOnReactor = this.engine === 'own' || (this.engine === 'handshake' && this.conn !== undefined)
-    const hold = this.wantRef && !this.destroyed && waitsOnReactor
+    this.updateHold()
+  }
+
+  /**
+   * As a libuv handle is active only while it reads or writes: the handshake
+   * holds the loop, ktls's own loop only while it waits for a report (not
+   * when paused, after EOF, or idle with nothing to send). Nothing to hold
+   * before the handshake starts: a connecting TCP socket is libuv's to keep
+   * alive (or not: a `lookup` that never answers lets the process exit).
+   */
+  private updateHold(): void {
+    const waits = (this.engine === 'handshake' && this.conn !== undefined) || (this.engine !== 'closed' && this.armed !== 0)
+    const hold = this.wantRef && !this.destroyed && waits
     if (hold === this.holdsLoop) return
     this.holdsLoop = hold
     if (hold) holdLoop()
     else releaseLoop()
+  }
+
+  private setArmed(bits: number): void {
+    this.armed = bits
+    this.updateHold()
   }
 
   /** `connecting` is net.Socket's, read-only in its typings; set while a wrapped socket connects. */

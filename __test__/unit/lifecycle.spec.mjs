@@ -203,3 +203,31 @@ test('closed connections release their file descriptors', async (t) => {
   t.true(after <= baseline, `fds: baseline ${baseline}, after ${after}: ${JSON.stringify(listFds())}`)
   await srv.close()
 })
+
+// What keeps a process alive, as for Node's own sockets: a socket that read
+// its peer's end and has nothing to send does not (libuv's handle would be
+// inactive), whether the peer's end came as close_notify or not.
+const IDLE_AFTER_END = `
+  const lib = process.argv[1] === 'node:tls' ? require('node:tls') : require(process.argv[1])
+  const c = lib.connect({ port: Number(process.argv[2]), host: '127.0.0.1', servername: 'localhost', ca: process.env.CA, allowHalfOpen: true })
+  c.on('data', (d) => process.stdout.write(d))
+  c.on('end', () => process.stdout.write(' end'))
+  c.on('error', (e) => process.stdout.write(' error ' + e.code))
+`
+
+test('a client that read its peer’s end and has nothing left to do lets the process exit, as node:tls does', async (t) => {
+  const srv = await startKtlsServer({ allowHalfOpen: true }, (s) => s.end('bye'))
+  const { execFile } = await import('node:child_process')
+  const { createRequire } = await import('node:module')
+  const entry = createRequire(import.meta.url).resolve('../../dist/index.js')
+  const run = (lib) =>
+    new Promise((resolve) => {
+      execFile(process.execPath, ['-e', IDLE_AFTER_END, lib, String(srv.port)], { env: { ...process.env, CA: certs.ca.cert }, timeout: 15000 }, (err, out) =>
+        resolve({ out, killed: err?.killed === true, code: err?.code ?? 0 }),
+      )
+    })
+  const [reference, ours] = await Promise.all([run('node:tls'), run(entry)])
+  t.deepEqual(reference, { out: 'bye end', killed: false, code: 0 })
+  t.deepEqual(ours, reference)
+  await srv.close()
+})
