@@ -27,6 +27,7 @@ export function connect(...args: unknown[]): KtlsSocket {
   const options = normalized as ConnectOptions
   // Check options and build the context before any connection exists.
   validateOptions(options)
+  warnIfIpServername(options.servername)
   const secureContext = contextFor(options)
   secureContext.clientContext()
   // net's own connect (lookup, family, hints, localAddress, errors as Node
@@ -62,4 +63,17 @@ export function upgrade(socket: net.Socket, options: KtlsSocketOptions = {}): Pr
       resolve(secure)
     })
   })
+}
+
+let ipServernameWarned = false
+
+/** RFC 6066 has no SNI for addresses (none is sent); Node warns once, so do we. */
+function warnIfIpServername(servername: unknown): void {
+  if (ipServernameWarned || typeof servername !== 'string' || !net.isIP(servername)) return
+  ipServernameWarned = true
+  process.emitWarning(
+    'Setting the TLS ServerName to an IP address is not permitted by RFC 6066. This will be ignored in a future version.',
+    'DeprecationWarning',
+    'DEP0123',
+  )
 }

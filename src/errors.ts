@@ -21,6 +21,7 @@ const verifyMessages: Record<string, string> = {
   SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in certificate chain',
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
   UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unable to get local issuer certificate',
   CERT_HAS_EXPIRED: 'certificate has expired',
   CERT_NOT_YET_VALID: 'certificate is not yet valid',
   CERT_SIGNATURE_FAILURE: 'certificate signature failure',
@@ -41,4 +42,18 @@ export function fromNative(err: unknown): Error {
   const message = typeof e?.message === 'string' ? e.message : String(err)
   // The core's message names the cause (e.g. rustls's reason); keep it apart too.
   return new KtlsError(code, message, message)
+}
+
+// Node throws its argument errors as TypeError or RangeError (with `code`).
+const argumentErrorClass: Record<string, ErrorConstructor> = {
+  ERR_INVALID_ARG_TYPE: TypeError,
+  ERR_INVALID_ARG_VALUE: TypeError,
+  ERR_TLS_INVALID_PROTOCOL_VERSION: TypeError,
+  ERR_OUT_OF_RANGE: RangeError,
+}
+
+/** A bad argument, as Node reports one: TypeError or RangeError, with `code`. */
+export function argumentError(code: keyof typeof argumentErrorClass & string, message: string): Error & { code: string } {
+  const Class = argumentErrorClass[code] ?? Error
+  return Object.assign(new Class(message), { code })
 }

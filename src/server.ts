@@ -29,6 +29,19 @@ class TlsServer extends net.Server {
     if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)
   }
 
+  /**
+   * With `events.captureRejections`, an async 'secureConnection' listener
+   * that rejects destroys that socket with the error, as tls.Server does.
+   */
+  [Symbol.for('nodejs.rejection')](err: Error, event: string, ...args: unknown[]): void {
+    if (event === 'secureConnection') {
+      ;(args[0] as KtlsSocket).destroy(err)
+      return
+    }
+    const base = net.Server.prototype as unknown as Record<symbol, (...a: unknown[]) => void>
+    base[Symbol.for('nodejs.rejection')].call(this, err, event, ...args)
+  }
+
   /** Replaces the context for new connections, as tls.Server#setSecureContext. */
   setSecureContext(options: ServerOptions): void {
     this.secureContext = contextFor(options)

@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto'
 import { constants as osConstants } from 'node:os'
 import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo } from '../binding/index'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
-import { KtlsError, fromNative, verifyError } from './errors'
+import { KtlsError, argumentError, fromNative, verifyError } from './errors'
 import { contextFor, hasCredentials, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
@@ -141,11 +141,15 @@ export class KtlsSocket extends net.Socket {
   private connectingRaw?: net.Socket
   /** Records carried over a transport that has no descriptor of ours. */
   private carrier?: DuplexCarrier
+  /** The TCP socket of `new KtlsSocket()`, until connect() is called. */
+  private pendingRaw?: net.Socket
 
   constructor(socket?: net.Socket | Duplex | AcceptedHandle | null, options: KtlsSocketOptions = {}) {
     const accepted = socket != null && isAcceptedHandle(socket)
     super({
-      allowHalfOpen: options.allowHalfOpen ?? false,
+      // As tls.TLSSocket: a socket it wraps has its say, the option otherwise.
+      // (A server's own connections follow the server's options.)
+      allowHalfOpen: (options.server ? undefined : wrappedAllowHalfOpen(socket)) ?? options.allowHalfOpen ?? false,
       signal: options.signal,
       highWaterMark: options.highWaterMark,
       // An accepted handle is ours from the start; reading waits for the handshake.
@@ -178,9 +182,10 @@ export class KtlsSocket extends net.Socket {
       this.wrapSocket(socket)
     } else if (socket == null) {
       // As `new tls.TLSSocket()`: a TCP socket of its own, secured once it connects.
-      this.wrapSocket(new net.Socket())
+      this.pendingRaw = new net.Socket({ allowHalfOpen: this.allowHalfOpen })
+      this.wrapSocket(this.pendingRaw)
     } else {
-      throw new KtlsError('ERR_INVALID_ARG_TYPE', 'KtlsSocket needs a net.Socket, a Duplex stream or an accepted handle to secure')
+      throw argumentError('ERR_INVALID_ARG_TYPE', 'KtlsSocket needs a net.Socket, a Duplex stream or an accepted handle to secure')
     }
   }
 
@@ -381,14 +386,25 @@ export class KtlsSocket extends net.Socket {
     return false
   }
 
-  /** webpki reports "unknown issuer"; Node distinguishes why. */
+  /**
+   * webpki reports "unknown issuer"; Node (OpenSSL) says why, from the chain
+   * it builds out of what the peer sent: ending in a self-signed certificate
+   * nobody trusts, or at an issuer it cannot find (for the leaf itself, or
+   * further up).
+   */
   private refineChainError(code: string): string {
     if (code !== 'UNKNOWN_ISSUER') return code
-    const chain = this.info!.peerCertificates.map((der) => new X509Certificate(der))
-    const selfSigned = (c: X509Certificate) => c.subject === c.issuer && c.verify(c.publicKey)
-    if (chain.length === 1 && selfSigned(chain[0])) return 'DEPTH_ZERO_SELF_SIGNED_CERT'
-    if (chain.length > 1 && selfSigned(chain[chain.length - 1])) return 'SELF_SIGNED_CERT_IN_CHAIN'
-    return chain.length === 1 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT'
+    const sent = this.info!.peerCertificates.map((der) => new X509Certificate(der))
+    const chain = [sent[0]]
+    for (;;) {
+      const last = chain[chain.length - 1]
+      if (last.subject === last.issuer && last.verify(last.publicKey)) {
+        return chain.length === 1 ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'SELF_SIGNED_CERT_IN_CHAIN'
+      }
+      const issuer = sent.find((c) => !chain.includes(c) && last.checkIssued(c) && last.verify(c.publicKey))
+      if (!issuer) return chain.length === 1 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'
+      chain.push(issuer)
+    }
   }
 
   private onHandshakeTimeout(): void {
@@ -627,7 +643,9 @@ export class KtlsSocket extends net.Socket {
     }
     this.ownWrite = undefined
     touchTimer(this)
-    job.callback()
+    // Completed on the next tick, as node:tls's: a write() bigger than the
+    // high-water mark returns false even when the kernel took it at once.
+    process.nextTick(job.callback)
     if (this.finalCallback) this.finish()
   }
 
@@ -691,10 +709,9 @@ export class KtlsSocket extends net.Socket {
     this.carrier?.destroy()
     if (this.token) unregister(this.token)
     this.updateLoopHold()
-    const gone = new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed')
-    this.ownWrite?.callback(err ?? gone)
+    // As libuv cancels the writes still queued on a handle it closes.
+    for (const pending of [this.ownWrite, this.held]) pending?.callback(canceledWrite())
     this.ownWrite = undefined
-    this.held?.callback(err ?? gone)
     this.held = undefined
     // net.Socket closes the handle it holds: give it back if it is detached.
     if (this.tcp && !handleOf(this)) attachHandle(this, this.tcp)
@@ -714,6 +731,23 @@ export class KtlsSocket extends net.Socket {
     if (detailed) return this.peerCert
     const { issuerCertificate: _issuer, ...plain } = this.peerCert
     return plain as tls.PeerCertificate
+  }
+
+  /**
+   * `new KtlsSocket()` then `connect(...)`, as with tls.TLSSocket: the TCP
+   * socket it wraps connects, and TLS starts once it has.
+   */
+  override connect(...args: unknown[]): this {
+    const raw = this.connectingRaw ?? this.pendingRaw
+    if (!raw) throw new KtlsError('ERR_SOCKET_CONNECTION_IN_PROGRESS', 'socket is already connected or connecting')
+    this.pendingRaw = undefined
+    const last = args[args.length - 1]
+    if (typeof last === 'function') {
+      this.once('connect', last as () => void)
+      args = args.slice(0, -1)
+    }
+    ;(raw.connect as (...a: unknown[]) => net.Socket)(...args)
+    return this
   }
 
   /** The peer's leaf certificate, as node:tls: undefined when there is none. */
@@ -824,6 +858,14 @@ export class KtlsSocket extends net.Socket {
 }
 
 lookUpAddressesThrough(KtlsSocket.prototype, (socket) => (socket as KtlsSocket)['hiddenHandle']())
+// net.Socket's (deprecated) name for the bytes waiting to be written; its
+// own getter answers only while `_handle` is set.
+Object.defineProperty(KtlsSocket.prototype, 'bufferSize', {
+  get(this: KtlsSocket) {
+    return this.writableLength
+  },
+  configurable: true,
+})
 for (const which of ['bytesRead', 'bytesWritten'] as const) {
   Object.defineProperty(KtlsSocket.prototype, which, {
     get(this: KtlsSocket) {
@@ -831,6 +873,16 @@ for (const which of ['bytesRead', 'bytesWritten'] as const) {
     },
     configurable: true,
   })
+}
+
+/** What a wrapped stream says about half-open connections (not an accepted handle: options rule there). */
+function wrappedAllowHalfOpen(socket: unknown): boolean | undefined {
+  return isDuplex(socket) ? (socket as Duplex).allowHalfOpen : undefined
+}
+
+/** What libuv gives a write it cancels when the handle closes. */
+function canceledWrite(): Error {
+  return Object.assign(new Error('write ECANCELED'), { code: 'ECANCELED', errno: -osConstants.errno.ECANCELED, syscall: 'write' })
 }
 
 const NO_DESCRIPTOR = 'the transport is a stream with no TCP descriptor: records stay in userspace'

@@ -5,6 +5,8 @@
 //   rsa         RSA-2048 leaf signed by ca, same SANs
 //   selfSigned  ECDSA P-256 self-signed leaf (CA:FALSE), SAN DNS:localhost, IP:127.0.0.1
 //   expired     ECDSA P-256 leaf signed by ca, valid 2020-01-01 .. 2020-02-01
+//   chained     ECDSA P-256 leaf signed by an intermediate CA under ca; `cert` is
+//               leaf + intermediate (as a server sends them), `intermediate` alone
 //
 // Every entry has { key, cert, keyPath, certPath } (PEM strings and file paths);
 // `ca` also has `chainPath` (same as certPath). `dir` is the temp dir.
@@ -100,6 +102,23 @@ function generate() {
   }
 
   const server = signed('server', 'ec', 'localhost')
+
+  // An intermediate CA under the CA, and a leaf it signed: `cert` is the leaf
+  // and the intermediate, as a server sends them.
+  const intKey = newKey(dir, 'intermediate', 'ec')
+  const intCsr = csr(dir, 'intermediate', intKey, 'ktls-test-intermediate')
+  const intCert = join(dir, 'intermediate.pem')
+  const intExt = join(dir, 'intermediate.ext')
+  writeFileSync(intExt, 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n')
+  ossl(dir, ['x509', '-req', '-in', intCsr, '-CA', caCert, '-CAkey', caKey, '-CAcreateserial', '-sha256', '-days', '825', '-extfile', intExt, '-out', intCert])
+  const chainedKey = newKey(dir, 'chained', 'ec')
+  const chainedCsr = csr(dir, 'chained', chainedKey, 'localhost')
+  const chainedLeaf = join(dir, 'chained-leaf.pem')
+  ossl(dir, ['x509', '-req', '-in', chainedCsr, '-CA', intCert, '-CAkey', intKey, '-CAcreateserial', '-sha256', '-days', '825', '-extfile', extPath, '-out', chainedLeaf])
+  const chainedPath = join(dir, 'chained.pem')
+  writeFileSync(chainedPath, readFileSync(chainedLeaf, 'utf8') + readFileSync(intCert, 'utf8'))
+  const chained = entry(chainedKey, chainedPath)
+  chained.intermediate = readFileSync(intCert, 'utf8')
   const rsa = signed('rsa', 'rsa', 'localhost')
 
   // Self-signed leaf (not a CA): verification must report DEPTH_ZERO_SELF_SIGNED_CERT.
@@ -152,7 +171,7 @@ function generate() {
 
   const ca = entry(caKey, caCert)
   ca.chainPath = caCert
-  return { dir, ca, server, rsa, selfSigned, expired }
+  return { dir, ca, server, rsa, selfSigned, expired, chained }
 }
 
 /** Returns the (per-process cached) test PKI. */

@@ -3,6 +3,8 @@
 // options, servers without credentials, the NODE_* environment variables.
 import test from 'ava'
 import tls from 'node:tls'
+import net from 'node:net'
+import events, { EventEmitter } from 'node:events'
 import https from 'node:https'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -160,4 +162,109 @@ test('a key that does not match its certificate is refused at once, as node:tls 
   t.throws(() => tls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
   const err = t.throws(() => ktls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
   t.is(err.code, 'ERR_INVALID_ARG_VALUE')
+})
+
+test('bad arguments throw what node:tls throws: TypeError or RangeError, with the same code', (t) => {
+  const cases = [
+    () => ({ minVersion: 'TLSv9' }),
+    () => ({ handshakeTimeout: 'soon' }),
+  ]
+  for (const options of cases) {
+    const theirs = t.throws(() => tls.createServer(options()))
+    const ours = t.throws(() => ktls.createServer(options()))
+    t.is(ours.constructor, theirs.constructor)
+    t.is(ours.code, theirs.code)
+  }
+  // Not a stream at all.
+  t.throws(() => new tls.TLSSocket(new EventEmitter()), { instanceOf: TypeError })
+  t.throws(() => new ktls.KtlsSocket(new EventEmitter()), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => ktls.connect({ port: 1, handshakeTimeout: -1 }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+})
+
+test('a write bigger than the high-water mark returns false and counts in bufferSize until it completes, as node:tls', async (t) => {
+  const srv = await startKtlsServer({}, (s) => s.resume())
+  const node = tls.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => s.resume())
+  const port = await listen(node)
+  const results = []
+  for (const sock of [await ktlsConnect({ port: srv.port }), await nodeConnect({ port })]) {
+    const size = 1024 * 1024
+    const done = new Promise((resolve) => sock.write(Buffer.alloc(size), resolve))
+    results.push({ returned: sock.write(Buffer.alloc(1)), bufferSize: sock.bufferSize > 0 })
+    await done
+    results.push({ drained: sock.bufferSize })
+    sock.destroy()
+  }
+  t.deepEqual(results.slice(0, 2), results.slice(2))
+  t.deepEqual(results[0], { returned: false, bufferSize: true })
+  await closeServer(node)
+  await srv.close()
+})
+
+test('new KtlsSocket() then connect(port, host, listener) connects the socket it wraps, as tls.TLSSocket', async (t) => {
+  const srv = await startKtlsServer({}, (s) => s.end('hi'))
+  const sock = track(new ktls.KtlsSocket(undefined, { servername: 'localhost', ca: certs.ca.cert }))
+  const connected = new Promise((resolve) => sock.connect(srv.port, HOST, resolve))
+  await connected
+  await onceEvent(sock, 'secure', { timeout: 10000 })
+  t.true(sock.authorized)
+  const data = await new Promise((resolve) => sock.once('data', resolve))
+  t.is(String(data), 'hi')
+  t.throws(() => sock.connect(srv.port, HOST), { code: 'ERR_SOCKET_CONNECTION_IN_PROGRESS' })
+  sock.destroy()
+  await srv.close()
+})
+
+test('a write the handshake never let out fails with ECANCELED when the handshake fails', async (t) => {
+  // A server that drops every connection at once: the handshake never ends.
+  const server = net.createServer((c) => c.destroy())
+  const port = await listen(server)
+  const c = track(ktls.connect({ port, host: HOST, servername: 'localhost' }))
+  const failed = onceEvent(c, 'error', { timeout: 10000 })
+  const code = await new Promise((resolve) => c.write('hello', (err) => resolve(err?.code)))
+  t.is(code, 'ECANCELED', 'as libuv cancels what is queued on a handle it closes')
+  t.is((await failed).code, 'ECONNRESET')
+  await closeServer(server)
+})
+
+test("with captureRejections, a rejecting async 'secureConnection' listener destroys that socket with the error, as tls.Server", async (t) => {
+  const kaboom = new Error('kaboom')
+  // As Node's own test: the process-wide switch, read when an emitter is made.
+  events.captureRejections = true
+  const server = ktls.createServer({ key: certs.server.key, cert: certs.server.cert })
+  events.captureRejections = false
+  const seen = new Promise((resolve) => {
+    server.on('secureConnection', async (sock) => {
+      sock.on('error', resolve)
+      throw kaboom
+    })
+  })
+  const port = await listen(server)
+  const c = track(tls.connect({ port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+  c.on('error', () => {})
+  t.is(await seen, kaboom)
+  await new Promise((resolve) => c.once('close', resolve))
+  await closeServer(server)
+})
+
+test('an IP address as servername warns once per process (DEP0123), as node:tls', async (t) => {
+  const warnings = []
+  const onWarning = (w) => warnings.push(w.code)
+  process.on('warning', onWarning)
+  for (let i = 0; i < 2; i++) {
+    const c = track(ktls.connect({ port: 1, host: HOST, servername: '127.0.0.1' }))
+    c.on('error', () => {})
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  process.off('warning', onWarning)
+  t.deepEqual(warnings.filter((code) => code === 'DEP0123'), ['DEP0123'])
+})
+
+test('allowHalfOpen follows the socket given to the constructor, else the option, as tls.TLSSocket', (t) => {
+  for (const Class of [tls.TLSSocket, ktls.KtlsSocket]) {
+    t.is(new Class(new net.Socket({ allowHalfOpen: true }), { allowHalfOpen: false }).allowHalfOpen, true, Class.name)
+    t.is(new Class(new net.Socket(), { allowHalfOpen: true }).allowHalfOpen, false, Class.name)
+    const bare = new Class(undefined, { allowHalfOpen: true })
+    t.is(bare.allowHalfOpen, true, Class.name)
+    bare.destroy()
+  }
 })

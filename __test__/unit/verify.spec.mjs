@@ -1,7 +1,7 @@
 // Server certificate verification by the client (userspace path).
 import test from 'ava'
 import { getCerts } from '../helpers/certs.mjs'
-import { startNodeServer, ktlsConnect, ktlsConnectError, exchange, endAndClose } from '../helpers/tls.mjs'
+import { startNodeServer, ktlsConnect, ktlsConnectError, nodeConnect, exchange, endAndClose } from '../helpers/tls.mjs'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 
 test.after.always(cleanupAll)
@@ -112,3 +112,29 @@ test('checkServerIdentity returning undefined replaces the default hostname chec
     await endAndClose(c)
   })
 })
+
+// Chains with an intermediate: the code for an untrusted chain is OpenSSL's,
+// from the chain built out of what the server sent; node:tls is the reference.
+const CHAIN_CASES = [
+  { title: 'leaf + intermediate, root trusted', cert: () => certs.chained.cert, ca: () => certs.ca.cert, code: null },
+  { title: 'leaf + intermediate, nothing trusted', cert: () => certs.chained.cert, ca: () => certs.server.cert, code: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' },
+  { title: 'leaf + intermediate + root, root not trusted', cert: () => certs.chained.cert + certs.ca.cert, ca: () => certs.server.cert, code: 'SELF_SIGNED_CERT_IN_CHAIN' },
+  { title: 'leaf alone, its issuer unknown', cert: () => certs.chained.cert.split(/(?<=-----END CERTIFICATE-----\n)/)[0], ca: () => certs.ca.cert, code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' },
+]
+
+for (const { title, cert, ca, code } of CHAIN_CASES) {
+  test(`authorizationError for ${title}: ${code ?? 'authorized'}, as node:tls`, async (t) => {
+    const srv = await startNodeServer({ key: certs.chained.key, cert: cert() })
+    try {
+      const ours = await ktlsConnect({ port: srv.port, ca: ca(), rejectUnauthorized: false })
+      const reference = await nodeConnect({ port: srv.port, ca: ca(), rejectUnauthorized: false })
+      t.is(reference.authorizationError?.code ?? reference.authorizationError ?? null, code)
+      t.is(ours.authorizationError, code)
+      t.is(ours.authorized, code === null)
+      ours.destroy()
+      reference.destroy()
+    } finally {
+      await srv.close()
+    }
+  })
+}

@@ -162,7 +162,7 @@ export function streamsSuite(env) {
     t.is(clientErr.code, 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION')
   })
 
-  env.test('over a generic Duplex, a peer that writes and ends at once: every byte, then 'end'', async (t) => {
+  env.test("over a generic Duplex, a peer that writes and ends at once: every byte, then 'end'", async (t) => {
     const peers = []
     const srv = await startNodeServer({}, (s) => {
       peers.push(s)
