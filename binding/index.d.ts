@@ -18,6 +18,10 @@ export declare class Connection {
   prependReceived(bytes: Buffer): void
   /** Advances the handshake, arming the wait it needs. */
   handshake(): HandshakeProgress
+  /** The server name the ClientHello asked for, if any. */
+  requestedServername(): string | null
+  /** Continues a server stopped at `ClientHello` with `context`. */
+  acceptWith(context: ServerSecureContext): void
   /**
    * Offloaded connections: reads and acts on the record that made the
    * host's `read()` fail with `EIO` (a record that is not application data).
@@ -79,6 +83,10 @@ export declare class StreamConnection {
   receive(ciphertext: Buffer): StreamStep
   /** Runs rustls without new input (a client's first flight). */
   advance(): StreamStep
+  /** The server name the ClientHello asked for, if any. */
+  requestedServername(): string | null
+  /** Continues a server that reported `clientHello` with `context`. */
+  acceptWith(context: ServerSecureContext): StreamStep
   /** Seals `chunks` (in order) and returns the records. */
   encrypt(chunks: Array<Buffer>): Buffer
   /** close_notify's record (empty if already sent or still handshaking). */
@@ -93,6 +101,12 @@ export declare class StreamConnection {
 
 /** A server connection on a duplicate of `fd`. */
 export declare function acceptServer(context: ServerSecureContext, fd: number, ktls: string, reactor: Reactor, token: number): Connection
+
+/**
+ * A server connection that reads the ClientHello before its context is
+ * chosen (by SNI): `handshake()` stops at `ClientHello`.
+ */
+export declare function acceptServerChoosing(fd: number, ktls: string, reactor: Reactor, token: number): Connection
 
 export declare function capabilities(): Capabilities
 
@@ -166,6 +180,11 @@ export declare const enum HandshakeProgress {
   WantRead = 0,
   WantWrite = 1,
   Done = 2,
+  /**
+   * A server accepted with `acceptServerChoosing` has the ClientHello:
+   * choose a context (`requestedServername()`), `acceptWith` it, go on.
+   */
+  ClientHello = 3,
 }
 
 export interface Offload {
@@ -188,12 +207,20 @@ export declare function streamClient(context: ClientSecureContext, servername: s
 export declare function streamServer(context: ServerSecureContext): StreamConnection
 
 /**
+ * A server connection that reads the ClientHello before its context is
+ * chosen (by SNI): a step reports `clientHello`, then `acceptWith`.
+ */
+export declare function streamServerChoosing(): StreamConnection
+
+/**
  * What one step produced: the state, the plaintext to push, the
  * ciphertext to send (each absent when empty).
  */
 export interface StreamStep {
   secure: boolean
   peerClosed: boolean
+  /** A `streamServerChoosing` connection has the ClientHello: `acceptWith` a context. */
+  clientHello: boolean
   plaintext?: Buffer
   output?: Buffer
 }

@@ -2,11 +2,13 @@
 // TLS socket inside another): rustls in the binding seals and opens the
 // records, this module moves them through the transport's own stream API.
 import type { Duplex } from 'node:stream'
-import type { HandshakeInfo, StreamConnection, StreamStep } from '../binding/index'
+import type { HandshakeInfo, ServerSecureContext, StreamConnection, StreamStep } from '../binding/index'
 import { KtlsError, fromNative } from './errors'
 
 /** What the carrier reports to its socket. */
 export interface CarrierEvents {
+  /** A server choosing its context has the ClientHello (see `acceptWith`). */
+  clientHello(servername: string | null): void
   /** The handshake finished. */
   secure(): void
   /** Plaintext arrived; false asks for no more until `resume()`. */
@@ -50,6 +52,11 @@ export class DuplexCarrier {
 
   info(reason: string): HandshakeInfo {
     return this.conn.info(reason)
+  }
+
+  /** Continues a server that reported `clientHello` with the context chosen. */
+  acceptWith(context: ServerSecureContext): void {
+    this.apply(() => this.conn.acceptWith(context))
   }
 
   /** The socket wants data again. */
@@ -98,6 +105,7 @@ export class DuplexCarrier {
       return
     }
     if (step.output) this.transport.write(step.output)
+    if (step.clientHello) return this.events.clientHello(this.conn.requestedServername() ?? null)
     if (step.secure && !this.secure) {
       this.secure = true
       this.events.secure()

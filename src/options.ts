@@ -12,6 +12,7 @@ interface Checked {
   minVersion?: unknown
   maxVersion?: unknown
   handshakeTimeout?: unknown
+  SNICallback?: unknown
 }
 
 export function validateOptions(options: Checked): void {
@@ -27,6 +28,9 @@ export function validateOptions(options: Checked): void {
     if (version != null && !VERSIONS.includes(version as string)) {
       throw argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${String(version)} is not a supported TLS protocol version (TLSv1.2, TLSv1.3)`)
     }
+  }
+  if (options.SNICallback != null && typeof options.SNICallback !== 'function') {
+    throw argumentError('ERR_INVALID_ARG_TYPE', 'The "options.SNICallback" property must be of type function')
   }
   const timeout = options.handshakeTimeout
   if (timeout != null) {

@@ -1,9 +1,10 @@
 // createServer: a net.Server whose connections become KtlsSockets.
 import * as net from 'node:net'
-import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions } from './socket'
+import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions, type SNICallback } from './socket'
 import { acceptHandles, countAsConnection } from './internals'
 import { callable } from './callable'
-import { contextFor, hasCredentials, type SecureContext } from './context'
+import { SecureContext, contextFor, createSecureContext, hasCredentials, type SecureContextOptions } from './context'
+import { KtlsError } from './errors'
 import { validateOptions } from './options'
 
 export interface ServerOptions
@@ -15,6 +16,8 @@ export interface ServerOptions
 class TlsServer extends net.Server {
   private readonly tlsOptions: ServerOptions
   private secureContext: SecureContext
+  /** addContext()'s names (as patterns) and contexts; the last added wins. */
+  private readonly namedContexts: Array<[RegExp, SecureContext]> = []
 
   constructor(options: ServerOptions = {}, secureConnectionListener?: (socket: KtlsSocket) => void) {
     // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
@@ -42,13 +45,38 @@ class TlsServer extends net.Server {
     base[Symbol.for('nodejs.rejection')].call(this, err, event, ...args)
   }
 
+  /**
+   * Serves `context` to clients asking for `hostname` ('*' matches one
+   * label: '*.example.com'), as tls.Server#addContext. Without an
+   * SNICallback of the user's, later additions win over earlier ones.
+   */
+  addContext(hostname: string, context: SecureContext | SecureContextOptions): void {
+    if (!hostname) throw new KtlsError('ERR_TLS_REQUIRED_SERVER_NAME', '"servername" is required parameter for Server.addContext')
+    const pattern = hostname.replace(/([.^$+?\-\\[\]{}])/g, '\\$1').replaceAll('*', '[^.]*')
+    const secure = context instanceof SecureContext ? context : createSecureContext(context)
+    this.namedContexts.push([new RegExp(`^${pattern}$`, 'i'), secure])
+  }
+
+  /** The SNICallback a new connection gets: the user's, else addContext()'s names, else none. */
+  private sniCallback(): SNICallback | undefined {
+    if (this.tlsOptions.SNICallback) return this.tlsOptions.SNICallback
+    if (this.namedContexts.length === 0) return undefined
+    return (servername, callback) => {
+      for (let i = this.namedContexts.length - 1; i >= 0; i--) {
+        const [pattern, context] = this.namedContexts[i]
+        if (pattern.test(servername)) return callback(null, context)
+      }
+      callback(null)
+    }
+  }
+
   /** Replaces the context for new connections, as tls.Server#setSecureContext. */
   setSecureContext(options: ServerOptions): void {
     this.secureContext = contextFor(options)
   }
 
   private upgrade(raw: net.Socket | AcceptedHandle): void {
-    const socket = acceptSecure(this, raw, this.tlsOptions, this.secureContext)
+    const socket = acceptSecure(this, raw, { ...this.tlsOptions, SNICallback: this.sniCallback() }, this.secureContext)
     socket?.once('secure', () => this.emit('secureConnection', socket))
   }
 }

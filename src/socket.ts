@@ -7,10 +7,10 @@ import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { X509Certificate } from 'node:crypto'
 import { constants as osConstants } from 'node:os'
-import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo } from '../binding/index'
+import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo, type ServerSecureContext } from '../binding/index'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, argumentError, fromNative, verifyError } from './errors'
-import { contextFor, hasCredentials, type KtlsMode, type SecureContext, type SecureContextOptions } from './context'
+import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
 import type { Duplex } from 'node:stream'
@@ -37,6 +37,12 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   checkServerIdentity?: (hostname: string, cert: tls.PeerCertificate) => Error | undefined
   handshakeTimeout?: number
   ktls?: KtlsMode
+  /**
+   * Server: picks the context for the name the client asked for, as
+   * node:tls's: `callback(null, context)` (a SecureContext; undefined keeps
+   * the socket's own), or `callback(err)` to refuse the connection.
+   */
+  SNICallback?: SNICallback | null
   allowHalfOpen?: boolean
   signal?: AbortSignal
   highWaterMark?: number
@@ -48,6 +54,8 @@ export interface KtlsSocketOptions extends SecureContextOptions {
    */
   unencryptedBenchmarkOnly?: boolean
 }
+
+export type SNICallback = (servername: string, callback: (err: Error | null, context?: SecureContext) => void) => void
 
 /** Whether each direction is encrypted by the kernel, and why not. */
 export interface KtlsStatus {
@@ -245,15 +253,20 @@ export class KtlsSocket extends net.Socket {
     }
     let conn
     try {
-      conn = this.isServer
-        ? binding.streamServer(this.context.serverContext())
-        : binding.streamClient(this.context.clientContext(), this.options.servername || this.options.host || 'localhost')
+      if (!this.isServer) {
+        conn = binding.streamClient(this.context.clientContext(), this.options.servername || this.options.host || 'localhost')
+      } else if (this.options.SNICallback) {
+        conn = binding.streamServerChoosing()
+      } else {
+        conn = binding.streamServer(this.context.serverContext())
+      }
     } catch (err) {
       return this.fail(fromNative(err))
     }
     transport.pause()
     const alreadyRead = transport instanceof net.Socket ? drainReadable(transport) : undefined
-    this.carrier = new DuplexCarrier(transport, conn, {
+    const carrier = new DuplexCarrier(transport, conn, {
+      clientHello: (servername) => this.chooseContext(servername, (context) => carrier.acceptWith(context)),
       secure: () => this.onHandshakeDone(),
       data: (plaintext) => {
         this.ownBytesRead += plaintext.length
@@ -266,6 +279,7 @@ export class KtlsSocket extends net.Socket {
       },
       fail: (err) => this.fail(err),
     })
+    this.carrier = carrier
     if (!this.isServer) this.emit('connect')
     this.carrier.start(alreadyRead)
   }
@@ -292,9 +306,9 @@ export class KtlsSocket extends net.Socket {
 
   private openConnection(fd: number, reactor: ReturnType<typeof register>['reactor']): Connection {
     const mode = this.options.ktls ?? 'auto'
-    if (this.isServer) {
-      return binding.acceptServer(this.context.serverContext(), fd, mode, reactor, this.token)
-    }
+    // With an SNICallback the context is chosen once the ClientHello is in.
+    if (this.isServer && this.options.SNICallback) return binding.acceptServerChoosing(fd, mode, reactor, this.token)
+    if (this.isServer) return binding.acceptServer(this.context.serverContext(), fd, mode, reactor, this.token)
     const servername = this.options.servername || this.options.host || 'localhost'
     return binding.connectClient(this.context.clientContext(), fd, servername, mode, reactor, this.token)
   }
@@ -307,6 +321,13 @@ export class KtlsSocket extends net.Socket {
       return this.fail(fromNative(err))
     }
     if (progress === HandshakeProgress.Done) return this.onHandshakeDone()
+    if (progress === HandshakeProgress.ClientHello) {
+      const conn = this.conn!
+      return this.chooseContext(conn.requestedServername() ?? null, (context) => {
+        conn.acceptWith(context)
+        this.handshakeStep()
+      })
+    }
     this.setArmed(progress === HandshakeProgress.WantRead ? READABLE : WRITABLE) // the binding armed it
   }
 
@@ -363,6 +384,33 @@ export class KtlsSocket extends net.Socket {
       this.finalCallback = undefined
       this._final(final)
     }
+  }
+
+  /**
+   * The ClientHello is in: the SNICallback picks the context (as node:tls
+   * calls it only when the client sent a name), then the handshake goes on.
+   */
+  private chooseContext(servername: string | null, acceptWith: (context: ServerSecureContext) => void): void {
+    let settled = false
+    const chosen = (err: Error | null, context?: SecureContext | null) => {
+      if (settled || this.destroyed) return
+      settled = true
+      if (err) return this.fail(err)
+      if (context != null) {
+        if (!(context instanceof SecureContext)) {
+          return this.fail(argumentError('ERR_INVALID_ARG_TYPE', 'SNICallback must give a SecureContext made by createSecureContext()'))
+        }
+        this.context = context
+      }
+      try {
+        acceptWith(this.context.serverContext())
+      } catch (e) {
+        this.fail(fromNative(e))
+      }
+    }
+    const callback = this.options.SNICallback
+    if (servername && callback) callback(servername, chosen)
+    else chosen(null)
   }
 
   /** Node's order: chain first, then checkServerIdentity; reject only if asked. */

@@ -13,6 +13,9 @@ pub enum Progress {
     WantWrite,
     /// Handshake finished; `info()` and `offload()` are final.
     Done,
+    /// A server built to choose its configuration has the ClientHello:
+    /// call `accept_with` (then `handshake` again).
+    ClientHello,
 }
 
 /// Result of a read.

@@ -13,6 +13,7 @@ use rustls::server::UnbufferedServerConnection;
 use crate::config::{take_recorded_sni, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
+use crate::hello::{peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 use crate::record::ControlRecords;
@@ -37,6 +38,8 @@ pub struct HandshakeInfo {
 }
 
 enum State {
+    /// A server waiting for the ClientHello to choose its configuration.
+    AwaitingHello,
     Handshaking(Tls),
     Userspace(Tls),
     Kernel(Box<ControlRecords>),
@@ -55,6 +58,8 @@ pub struct Session {
     peer_closed: bool,
     /// close_notify queued; the read side stays open (half-close).
     close_sent: bool,
+    /// What a `server_choosing` connection's ClientHello asked for.
+    hello_name: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -90,10 +95,39 @@ impl Session {
         Ok(Self::new(fd, Tls::Server(conn), mode))
     }
 
+    /// A server connection whose configuration is chosen once the
+    /// ClientHello is in (`Progress::ClientHello`, then `accept_with`).
+    pub fn server_choosing(fd: OwnedFd, mode: KtlsMode) -> Result<Self> {
+        sys::set_nonblocking(fd.as_fd())?;
+        Ok(Self::new_in(fd, State::AwaitingHello, mode))
+    }
+
+    /// Continues a `server_choosing` connection with `context`.
+    pub fn accept_with(&mut self, context: &ServerContext) -> Result<()> {
+        if !matches!(self.state, State::AwaitingHello) {
+            return Err(Error::InvalidArgument(
+                "no ClientHello is waiting for a context".into(),
+            ));
+        }
+        let conn = UnbufferedServerConnection::new(context.config.clone())?;
+        self.state = State::Handshaking(Tls::Server(conn));
+        Ok(())
+    }
+
+    /// The server name the ClientHello asked for (known from `Progress::ClientHello` on).
+    pub fn requested_server_name(&self) -> Option<&str> {
+        self.hello_name.as_deref()
+    }
+
     fn new(fd: OwnedFd, tls: Tls, mode: KtlsMode) -> Self {
+        Self::new_in(fd, State::Handshaking(tls), mode)
+    }
+
+    fn new_in(fd: OwnedFd, state: State, mode: KtlsMode) -> Self {
         Self {
             fd,
-            state: State::Handshaking(tls),
+            hello_name: None,
+            state,
             bufs: Buffers::default(),
             mode,
             client: None,
@@ -135,6 +169,18 @@ impl Session {
     }
 
     fn handshake_steps(&mut self) -> Result<Progress> {
+        while matches!(self.state, State::AwaitingHello) {
+            match peek_client_hello(&self.bufs.incoming, &mut self.bufs.outgoing)? {
+                Hello::Complete { server_name } => {
+                    self.hello_name = server_name;
+                    return Ok(Progress::ClientHello);
+                }
+                Hello::Incomplete if !self.read_handshake_bytes()? => {
+                    return Ok(Progress::WantRead)
+                }
+                Hello::Incomplete => {}
+            }
+        }
         loop {
             if !self.flush_outgoing()? {
                 return Ok(Progress::WantWrite);
@@ -237,7 +283,7 @@ impl Session {
         let outcome = match &mut self.state {
             State::Kernel(control) => control.read(self.fd.as_fd(), buf),
             State::Userspace(_) => self.read_userspace(buf),
-            State::Handshaking(_) => Ok(ReadOutcome::WouldBlock),
+            State::AwaitingHello | State::Handshaking(_) => Ok(ReadOutcome::WouldBlock),
             State::Closed => Ok(ReadOutcome::Eof),
         }?;
         if outcome == ReadOutcome::Eof {
@@ -321,7 +367,7 @@ impl Session {
                 self.flush_outgoing()?;
                 Ok(WriteOutcome::Written(encrypted))
             }
-            State::Handshaking(_) => Ok(WriteOutcome::WouldBlock),
+            State::AwaitingHello | State::Handshaking(_) => Ok(WriteOutcome::WouldBlock),
             State::Closed => Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe))),
         }
     }
@@ -350,7 +396,7 @@ impl Session {
                 }
                 self.flush_outgoing()
             }
-            State::Handshaking(_) | State::Closed => Ok(true),
+            State::AwaitingHello | State::Handshaking(_) | State::Closed => Ok(true),
         }
     }
 

@@ -13,6 +13,7 @@ use rustls::server::UnbufferedServerConnection;
 use crate::config::{take_recorded_sni, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
+use crate::hello::{peek_client_hello, Hello};
 use crate::session::{capture_info, HandshakeInfo};
 
 /// Where a connection stands after a step.
@@ -22,11 +23,15 @@ pub struct StreamState {
     pub secure: bool,
     /// The peer sent close_notify.
     pub peer_closed: bool,
+    /// A `server_choosing` connection has the ClientHello: call `accept_with`.
+    pub client_hello: bool,
 }
 
 /// One connection whose records the caller carries.
 pub struct StreamSession {
-    tls: Tls,
+    /// None while a server waits for the ClientHello to choose its configuration.
+    tls: Option<Tls>,
+    hello_name: Option<String>,
     bufs: Buffers,
     client: Option<Arc<ClientContext>>,
     info: HandshakeInfo,
@@ -51,7 +56,7 @@ impl StreamSession {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::InvalidArgument(format!("servername: invalid {server_name:?}")))?;
         let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
-        let mut session = Self::new(Tls::Client(conn));
+        let mut session = Self::new(Some(Tls::Client(conn)));
         session.info.server_name = Some(server_name.to_owned());
         session.client = Some(context);
         Ok(session)
@@ -60,12 +65,37 @@ impl StreamSession {
     /// A server connection.
     pub fn server(context: &ServerContext) -> Result<Self> {
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
-        Ok(Self::new(Tls::Server(conn)))
+        Ok(Self::new(Some(Tls::Server(conn))))
     }
 
-    fn new(tls: Tls) -> Self {
+    /// A server connection whose configuration is chosen once the
+    /// ClientHello is in (`client_hello` in the state, then `accept_with`).
+    pub fn server_choosing() -> Self {
+        Self::new(None)
+    }
+
+    /// Continues a `server_choosing` connection with `context`.
+    pub fn accept_with(&mut self, context: &ServerContext) -> Result<StreamState> {
+        if self.tls.is_some() {
+            return Err(Error::InvalidArgument(
+                "no ClientHello is waiting for a context".into(),
+            ));
+        }
+        self.tls = Some(Tls::Server(UnbufferedServerConnection::new(
+            context.config.clone(),
+        )?));
+        self.advance()
+    }
+
+    /// The server name the ClientHello asked for.
+    pub fn requested_server_name(&self) -> Option<&str> {
+        self.hello_name.as_deref()
+    }
+
+    fn new(tls: Option<Tls>) -> Self {
         Self {
             tls,
+            hello_name: None,
             bufs: Buffers::default(),
             client: None,
             info: HandshakeInfo::default(),
@@ -92,7 +122,9 @@ impl StreamSession {
         let result = self.step();
         if result.is_err() {
             // rustls encodes the alert for the error on the next turn.
-            let _ = self.tls.pump(&mut self.bufs, Offer::Nothing);
+            if let Some(tls) = self.tls.as_mut() {
+                let _ = tls.pump(&mut self.bufs, Offer::Nothing);
+            }
         }
         result
     }
@@ -101,7 +133,19 @@ impl StreamSession {
         if self.peer_closed {
             return Ok(self.state());
         }
-        let pumped = self.tls.pump(&mut self.bufs, Offer::Nothing);
+        let Some(tls) = self.tls.as_mut() else {
+            // Waiting for the ClientHello: nothing is sent before a context is chosen.
+            let hello = peek_client_hello(&self.bufs.incoming, &mut self.bufs.outgoing)?;
+            if let Hello::Complete { server_name } = hello {
+                self.hello_name = server_name;
+                return Ok(StreamState {
+                    client_hello: true,
+                    ..self.state()
+                });
+            }
+            return Ok(self.state());
+        };
+        let pumped = tls.pump(&mut self.bufs, Offer::Nothing);
         if let Some(sni) = take_recorded_sni() {
             self.info.server_name = Some(sni);
         }
@@ -111,9 +155,9 @@ impl StreamSession {
             }
             self.peer_closed = true;
         }
-        if self.handshaking && !self.tls.common().is_handshaking() {
+        if self.handshaking && !tls.common().is_handshaking() {
             self.handshaking = false;
-            capture_info(&mut self.info, &self.tls, self.client.as_deref());
+            capture_info(&mut self.info, tls, self.client.as_deref());
         }
         Ok(self.state())
     }
@@ -122,16 +166,18 @@ impl StreamSession {
         StreamState {
             secure: !self.handshaking,
             peer_closed: self.peer_closed,
+            client_hello: false,
         }
     }
 
     /// Seals application data into records, queued as output.
     pub fn encrypt(&mut self, data: &[u8]) -> Result<()> {
-        if self.close_sent || self.handshaking {
-            return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
-        }
+        let tls = match self.tls.as_mut() {
+            Some(tls) if !self.close_sent && !self.handshaking => tls,
+            _ => return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe))),
+        };
         for chunk in data.chunks(CHUNK) {
-            match self.tls.pump(&mut self.bufs, Offer::Plaintext(chunk))? {
+            match tls.pump(&mut self.bufs, Offer::Plaintext(chunk))? {
                 Pumped::Idle { encrypted } if encrypted == chunk.len() => {}
                 _ => return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe))),
             }
@@ -141,10 +187,11 @@ impl StreamSession {
 
     /// Queues close_notify (once); the read side stays open.
     pub fn close_notify(&mut self) -> Result<()> {
-        if self.close_sent || self.handshaking {
-            return Ok(());
-        }
-        self.tls.pump(&mut self.bufs, Offer::CloseNotify)?;
+        let tls = match self.tls.as_mut() {
+            Some(tls) if !self.close_sent && !self.handshaking => tls,
+            _ => return Ok(()),
+        };
+        tls.pump(&mut self.bufs, Offer::CloseNotify)?;
         self.close_sent = true;
         Ok(())
     }

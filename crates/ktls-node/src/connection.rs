@@ -32,6 +32,9 @@ pub enum HandshakeProgress {
     WantRead,
     WantWrite,
     Done,
+    /// A server accepted with `acceptServerChoosing` has the ClientHello:
+    /// choose a context (`requestedServername()`), `acceptWith` it, go on.
+    ClientHello,
 }
 
 /// What the record that stopped the host's read turned out to be.
@@ -119,6 +122,19 @@ pub fn accept_server(
     Ok(Connection::new(session, reactor, token))
 }
 
+/// A server connection that reads the ClientHello before its context is
+/// chosen (by SNI): `handshake()` stops at `ClientHello`.
+#[napi]
+pub fn accept_server_choosing(
+    fd: i32,
+    ktls: String,
+    reactor: &Reactor,
+    token: u32,
+) -> napi::Result<Connection, String> {
+    let session = Session::server_choosing(take_fd(fd)?, mode(&ktls)?).map_err(to_js_error)?;
+    Ok(Connection::new(session, reactor, token))
+}
+
 fn closed() -> napi::Error<String> {
     napi::Error::new(
         "ERR_SOCKET_CLOSED".to_owned(),
@@ -175,7 +191,22 @@ impl Connection {
                 HandshakeProgress::WantWrite
             }
             Progress::Done => HandshakeProgress::Done,
+            Progress::ClientHello => HandshakeProgress::ClientHello,
         })
+    }
+
+    /// The server name the ClientHello asked for, if any.
+    #[napi]
+    pub fn requested_servername(&mut self) -> napi::Result<Option<String>, String> {
+        Ok(self.session()?.requested_server_name().map(str::to_owned))
+    }
+
+    /// Continues a server stopped at `ClientHello` with `context`.
+    #[napi]
+    pub fn accept_with(&mut self, context: &ServerSecureContext) -> napi::Result<(), String> {
+        self.session()?
+            .accept_with(&context.inner)
+            .map_err(to_js_error)
     }
 
     /// Offloaded connections: reads and acts on the record that made the

@@ -15,6 +15,8 @@ use crate::to_js_error;
 pub struct StreamStep {
     pub secure: bool,
     pub peer_closed: bool,
+    /// A `streamServerChoosing` connection has the ClientHello: `acceptWith` a context.
+    pub client_hello: bool,
     pub plaintext: Option<Buffer>,
     pub output: Option<Buffer>,
 }
@@ -45,6 +47,15 @@ pub fn stream_server(context: &ServerSecureContext) -> napi::Result<StreamConnec
     })
 }
 
+/// A server connection that reads the ClientHello before its context is
+/// chosen (by SNI): a step reports `clientHello`, then `acceptWith`.
+#[napi]
+pub fn stream_server_choosing() -> StreamConnection {
+    StreamConnection {
+        session: Some(StreamSession::server_choosing()),
+    }
+}
+
 fn closed() -> napi::Error<String> {
     napi::Error::new(
         "ERR_SOCKET_CLOSED".to_owned(),
@@ -66,6 +77,7 @@ impl StreamConnection {
         Ok(StreamStep {
             secure: state.secure,
             peer_closed: state.peer_closed,
+            client_hello: state.client_hello,
             plaintext: non_empty(session.take_plaintext()),
             output: non_empty(session.take_output()),
         })
@@ -86,6 +98,25 @@ impl StreamConnection {
     #[napi]
     pub fn advance(&mut self) -> napi::Result<StreamStep, String> {
         let state = self.session()?.advance().map_err(to_js_error)?;
+        self.step(state)
+    }
+
+    /// The server name the ClientHello asked for, if any.
+    #[napi]
+    pub fn requested_servername(&mut self) -> napi::Result<Option<String>, String> {
+        Ok(self.session()?.requested_server_name().map(str::to_owned))
+    }
+
+    /// Continues a server that reported `clientHello` with `context`.
+    #[napi]
+    pub fn accept_with(
+        &mut self,
+        context: &ServerSecureContext,
+    ) -> napi::Result<StreamStep, String> {
+        let state = self
+            .session()?
+            .accept_with(&context.inner)
+            .map_err(to_js_error)?;
         self.step(state)
     }
 

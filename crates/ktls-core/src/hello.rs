@@ -1,0 +1,59 @@
+//! A server's first look at the ClientHello, before its configuration is
+//! chosen (by SNI, as node:tls's `SNICallback` and `addContext`): the bytes
+//! stay in the caller's buffer for the connection built afterwards.
+
+use rustls::server::Acceptor;
+
+use crate::error::{Error, Result};
+
+/// What the bytes received so far hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hello {
+    /// The ClientHello is not complete yet.
+    Incomplete,
+    /// A complete ClientHello, asking for this server name (if any).
+    Complete { server_name: Option<String> },
+}
+
+/// Parses the ClientHello at the start of `incoming` (a copy is parsed).
+/// On a malformed one, the alert rustls chose is appended to `alert_out`.
+pub(crate) fn peek_client_hello(incoming: &[u8], alert_out: &mut Vec<u8>) -> Result<Hello> {
+    let mut acceptor = Acceptor::default();
+    let mut rest = incoming;
+    while !rest.is_empty() {
+        if acceptor.read_tls(&mut rest).map_err(Error::Io)? == 0 {
+            break;
+        }
+    }
+    match acceptor.accept() {
+        Ok(Some(accepted)) => Ok(Hello::Complete {
+            server_name: accepted.client_hello().server_name().map(str::to_owned),
+        }),
+        Ok(None) => Ok(Hello::Incomplete),
+        Err((err, mut alert)) => {
+            let _ = alert.write_all(alert_out);
+            Err(Error::Tls(err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{peek_client_hello, Hello};
+
+    #[test]
+    fn a_partial_record_is_incomplete() {
+        let mut alert = Vec::new();
+        let got = peek_client_hello(&[22, 3, 1, 0, 200, 1, 0], &mut alert).unwrap();
+        assert_eq!(got, Hello::Incomplete);
+        assert!(alert.is_empty());
+    }
+
+    #[test]
+    fn junk_is_an_error_with_an_alert() {
+        let mut alert = Vec::new();
+        let got = peek_client_hello(b"GET / HTTP/1.1\r\n\r\n", &mut alert);
+        assert!(got.is_err());
+        assert!(!alert.is_empty(), "the client is told why");
+    }
+}
