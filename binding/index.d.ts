@@ -134,6 +134,8 @@ export interface ContextOptions {
   cert?: Buffer
   key?: Buffer
   honorCipherOrder?: boolean
+  requestCert?: boolean
+  rejectUnauthorized?: boolean
 }
 
 /** What the record that stopped the host's read turned out to be. */

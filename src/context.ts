@@ -27,10 +27,20 @@ export interface SecureContextOptions {
   honorCipherOrder?: boolean
 }
 
+/**
+ * A server's client authentication, as node:tls's `requestCert` and
+ * `rejectUnauthorized` (a socket's choice there; a configuration's in rustls,
+ * so a context keeps one configuration per choice).
+ */
+export interface ClientAuth {
+  requestCert?: boolean | null
+  rejectUnauthorized?: boolean | null
+}
+
 /** A reusable context; client and server halves are built on first use. */
 export class SecureContext {
   private client?: ClientSecureContext
-  private server?: ServerSecureContext
+  private readonly servers = new Map<string, ServerSecureContext>()
   private leaf?: X509Certificate | null
 
   constructor(readonly options: SecureContextOptions) {}
@@ -49,9 +59,18 @@ export class SecureContext {
     return this.client
   }
 
-  serverContext(): ServerSecureContext {
-    this.server ??= build(() => new binding.ServerSecureContext(nativeOptions(this.options)))
-    return this.server
+  serverContext(auth: ClientAuth = {}): ServerSecureContext {
+    const requestCert = auth.requestCert === true
+    // As node:tls: rejectUnauthorized matters only with requestCert, and defaults to true.
+    const rejectUnauthorized = requestCert && auth.rejectUnauthorized !== false
+    const key = `${requestCert}/${rejectUnauthorized}`
+    let server = this.servers.get(key)
+    if (!server) {
+      const options = { ...nativeOptions(this.options), requestCert, rejectUnauthorized }
+      server = build(() => new binding.ServerSecureContext(options))
+      this.servers.set(key, server)
+    }
+    return server
   }
 }
 

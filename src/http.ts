@@ -68,7 +68,7 @@ class KtlsHttpsServer extends http.Server {
  */
 function httpContext(options: HttpsServerOptions): SecureContext {
   const context = contextFor({ ALPNProtocols: ['http/1.1'], ...options })
-  if (hasCredentials(context.options)) context.serverContext()
+  if (hasCredentials(context.options)) context.serverContext(options)
   return context
 }
 

@@ -26,7 +26,7 @@ class TlsServer extends net.Server {
     this.tlsOptions = options
     this.secureContext = contextFor(options)
     // Throws now on a bad key or cert (a benchmark-only raw server has none).
-    if (hasCredentials(this.secureContext.options)) this.secureContext.serverContext()
+    if (hasCredentials(this.secureContext.options)) this.secureContext.serverContext(options)
     this.on('connection', (raw: net.Socket) => this.upgrade(raw))
     acceptHandles(this, (handle) => this.upgrade(handle))
     if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)

@@ -37,6 +37,8 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   checkServerIdentity?: (hostname: string, cert: tls.PeerCertificate) => Error | undefined
   handshakeTimeout?: number
   ktls?: KtlsMode
+  /** Server: ask the client for a certificate (see `rejectUnauthorized`), as node:tls. */
+  requestCert?: boolean | null
   /**
    * Server: picks the context for the name the client asked for, as
    * node:tls's: `callback(null, context)` (a SecureContext; undefined keeps
@@ -171,7 +173,7 @@ export class KtlsSocket extends net.Socket {
     if (options.unencryptedBenchmarkOnly === true) {
       // no TLS, no configuration
     } else if (!this.isServer) this.context.clientContext()
-    else if (hasCredentials(this.context.options)) this.context.serverContext()
+    else if (hasCredentials(this.context.options)) this.context.serverContext(options)
     const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
     if (timeout > 0) {
       this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
@@ -258,7 +260,7 @@ export class KtlsSocket extends net.Socket {
       } else if (this.options.SNICallback) {
         conn = binding.streamServerChoosing()
       } else {
-        conn = binding.streamServer(this.context.serverContext())
+        conn = binding.streamServer(this.context.serverContext(this.options))
       }
     } catch (err) {
       return this.fail(fromNative(err))
@@ -308,7 +310,7 @@ export class KtlsSocket extends net.Socket {
     const mode = this.options.ktls ?? 'auto'
     // With an SNICallback the context is chosen once the ClientHello is in.
     if (this.isServer && this.options.SNICallback) return binding.acceptServerChoosing(fd, mode, reactor, this.token)
-    if (this.isServer) return binding.acceptServer(this.context.serverContext(), fd, mode, reactor, this.token)
+    if (this.isServer) return binding.acceptServer(this.context.serverContext(this.options), fd, mode, reactor, this.token)
     const servername = this.options.servername || this.options.host || 'localhost'
     return binding.connectClient(this.context.clientContext(), fd, servername, mode, reactor, this.token)
   }
@@ -342,6 +344,7 @@ export class KtlsSocket extends net.Socket {
       this.alpnProtocol = this.info.alpnProtocol ?? false
       this.servername = this.info.servername ?? false
       if (!this.isServer && !this.verifyPeer()) return
+      if (this.isServer && this.options.requestCert && !this.verifyClient()) return
     } else {
       this.ktls = { tx: false, rx: false, cipher: '', reason: 'raw benchmark socket: no TLS' }
     }
@@ -391,19 +394,21 @@ export class KtlsSocket extends net.Socket {
    * calls it only when the client sent a name), then the handshake goes on.
    */
   private chooseContext(servername: string | null, acceptWith: (context: ServerSecureContext) => void): void {
+    // Known from here on, 'tlsClientError' included, as node:tls's.
+    this.servername = servername ?? false
     let settled = false
     const chosen = (err: Error | null, context?: SecureContext | null) => {
-      if (settled || this.destroyed) return
+      if (this.destroyed) return
+      if (settled) return this.destroy(new KtlsError('ERR_MULTIPLE_CALLBACK', 'Callback called multiple times'))
       settled = true
       if (err) return this.fail(err)
-      if (context != null) {
-        if (!(context instanceof SecureContext)) {
-          return this.fail(argumentError('ERR_INVALID_ARG_TYPE', 'SNICallback must give a SecureContext made by createSecureContext()'))
-        }
+      if (context) {
+        // node:tls's words; a SecureContext of createSecureContext() is what works.
+        if (!(context instanceof SecureContext)) return this.fail(argumentError('ERR_INVALID_ARG_TYPE', 'Invalid SNI context'))
         this.context = context
       }
       try {
-        acceptWith(this.context.serverContext())
+        acceptWith(this.context.serverContext(this.options))
       } catch (e) {
         this.fail(fromNative(e))
       }
@@ -431,6 +436,25 @@ export class KtlsSocket extends net.Socket {
     const reject = this.options.rejectUnauthorized ?? process.env.NODE_TLS_REJECT_UNAUTHORIZED !== '0'
     if (!reject) return true
     this.destroy(error)
+    return false
+  }
+
+  /**
+   * A server with requestCert, as node:tls: `authorized` when the client's
+   * chain is trusted, else `authorizationError`; rejectUnauthorized (the
+   * default) refuses it ('tlsClientError' with that code). A client that
+   * sent no certificate was already refused by the handshake itself.
+   */
+  private verifyClient(): boolean {
+    const chainError = this.info!.chainError
+    if (!chainError) {
+      this.authorized = true
+      return true
+    }
+    const code = this.refineChainError(chainError)
+    this.authorizationError = code
+    if (this.options.rejectUnauthorized === false) return true
+    this.fail(verifyError(code))
     return false
   }
 
@@ -811,9 +835,9 @@ export class KtlsSocket extends net.Socket {
     return own ? (own.toLegacyObject() as tls.PeerCertificate) : {}
   }
 
-  /** The certificate this side presented, undefined when none (a client presents none: no client auth yet). */
+  /** This side's certificate (`cert`: a server's, or a client's for servers that ask), undefined when none. */
   getX509Certificate(): X509Certificate | undefined {
-    return this.destroyed || !this.isServer ? undefined : this.context.certificate()
+    return this.destroyed ? undefined : this.context.certificate()
   }
 
   getCipher(): tls.CipherNameAndProtocol | undefined {

@@ -7,10 +7,12 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
@@ -40,6 +42,10 @@ pub struct ClientOptions {
     pub common: CommonOptions,
     /// `ca`: PEM trust anchors; empty means the Mozilla root list (as Node).
     pub ca: Vec<Vec<u8>>,
+    /// `cert`: PEM chain, leaf first, presented when the server asks for one.
+    pub cert: Vec<u8>,
+    /// `key`: PEM private key of `cert`.
+    pub key: Vec<u8>,
 }
 
 /// Server-side options.
@@ -54,6 +60,14 @@ pub struct ServerOptions {
     /// `honorCipherOrder`: pick the suite by this server's order (`ciphers`,
     /// else `DEFAULT_CIPHERS`), not the client's. node:tls's default is true.
     pub honor_cipher_order: bool,
+    /// `requestCert`: ask the client for a certificate.
+    pub request_cert: bool,
+    /// `rejectUnauthorized` with `requestCert`: a client that sends no
+    /// certificate fails the handshake (an untrusted one is judged after it,
+    /// from `chain_error`, as node:tls does).
+    pub reject_unauthorized: bool,
+    /// `ca`: PEM trust anchors for client certificates; empty means the Mozilla list.
+    pub ca: Vec<Vec<u8>>,
 }
 
 /// A ready client configuration plus the verifier used after the handshake.
@@ -70,6 +84,37 @@ pub struct ClientContext {
 #[derive(Debug)]
 pub struct ServerContext {
     pub(crate) config: Arc<ServerConfig>,
+    /// With `requestCert`: how the client's chain is judged after the handshake.
+    pub(crate) client_check: Option<Arc<ClientChainCheck>>,
+}
+
+/// A client's chain judged against the server's `ca`, after the handshake,
+/// so that `rejectUnauthorized: false` can still report why.
+#[derive(Debug)]
+pub(crate) struct ClientChainCheck {
+    verifier: Arc<dyn ClientCertVerifier>,
+    trusted_leaves: Vec<CertificateDer<'static>>,
+}
+
+impl ClientChainCheck {
+    /// Node's `authorizationError` code, or `None` when the chain is trusted.
+    pub(crate) fn chain_error(&self, chain: &[CertificateDer<'static>]) -> Option<String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            // What node:tls reports for a client that sent no certificate.
+            return Some("UNABLE_TO_GET_ISSUER_CERT".into());
+        };
+        if self.trusted_leaves.contains(leaf) {
+            return None;
+        }
+        match self
+            .verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+        {
+            Ok(_) => None,
+            Err(rustls::Error::InvalidCertificate(err)) => certificate_error_code(&err),
+            Err(_) => Some("CERT_REJECTED".into()),
+        }
+    }
 }
 
 impl ClientContext {
@@ -86,12 +131,21 @@ impl ClientContext {
         let handshake_verifier = Arc::new(VerifyChainAfterHandshake {
             provider: provider.clone(),
         });
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&options.common)?)
             .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(handshake_verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(handshake_verifier);
+        let mut config = if options.cert.is_empty() && options.key.is_empty() {
+            builder.with_no_client_auth()
+        } else {
+            let certified = Arc::new(certified_key_from_pem(
+                &options.cert,
+                &options.key,
+                &provider,
+            )?);
+            builder.with_client_cert_resolver(Arc::new(PresentClientCert(certified)))
+        };
         config.alpn_protocols = options.common.alpn_protocols.clone();
         config.enable_secret_extraction = true;
         Ok(Self {
@@ -148,24 +202,38 @@ impl ServerContext {
     /// Parses the key and chain; errors name the bad option.
     pub fn new(options: &ServerOptions) -> Result<Self> {
         let provider = Arc::new(provider(&options.common)?);
-        let chain = certificates(&options.cert, "cert")?;
-        if chain.is_empty() {
-            return Err(Error::InvalidArgument("cert: no certificate in PEM".into()));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&options.key)
-            .map_err(|e| Error::InvalidArgument(format!("key: {e}")))?;
-        let certified = certified_key(chain, key, &provider)?;
+        let certified = certified_key_from_pem(&options.cert, &options.key, &provider)?;
         let resolver = Arc::new(RecordSni(Arc::new(certified)));
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&options.common)?)
-            .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver);
+            .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?;
+        let mut client_check = None;
+        let builder = if options.request_cert {
+            let trusted_leaves = ca_certificates(&options.ca)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(&trusted_leaves)?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("ca: {e}")))?;
+            client_check = Some(Arc::new(ClientChainCheck {
+                verifier,
+                trusted_leaves,
+            }));
+            builder.with_client_cert_verifier(Arc::new(RequestClientCert {
+                provider,
+                mandatory: options.reject_unauthorized,
+            }))
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_cert_resolver(resolver);
         config.alpn_protocols = options.common.alpn_protocols.clone();
         config.enable_secret_extraction = true;
         config.ignore_client_order = options.honor_cipher_order;
         Ok(Self {
             config: Arc::new(config),
+            client_check,
         })
     }
 }
@@ -261,6 +329,21 @@ fn roots(ca: &[CertificateDer<'static>]) -> Result<RootCertStore> {
     Ok(store)
 }
 
+/// `cert` and `key` options (PEM) as one certified key.
+fn certified_key_from_pem(
+    cert: &[u8],
+    key: &[u8],
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey> {
+    let chain = certificates(cert, "cert")?;
+    if chain.is_empty() {
+        return Err(Error::InvalidArgument("cert: no certificate in PEM".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| Error::InvalidArgument(format!("key: {e}")))?;
+    certified_key(chain, key, provider)
+}
+
 /// The key and its chain. rustls checks that they belong together by parsing
 /// the leaf with webpki, which refuses X.509 v1; OpenSSL (so Node) serves v1
 /// certificates, so for those the check is skipped rather than the certificate.
@@ -346,11 +429,7 @@ impl ServerCertVerifier for VerifyChainAfterHandshake {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        if webpki::EndEntityCert::try_from(cert).is_err() {
-            return verify_with_certificate_key(message, cert, dss, algs, false);
-        }
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+        check_signature(&self.provider, message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -359,17 +438,103 @@ impl ServerCertVerifier for VerifyChainAfterHandshake {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        if webpki::EndEntityCert::try_from(cert).is_err() {
-            return verify_with_certificate_key(message, cert, dss, algs, true);
-        }
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+        check_signature(&self.provider, message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// A client's `cert`/`key`, presented whenever the server asks.
+#[derive(Debug)]
+struct PresentClientCert(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for PresentClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// `requestCert`: asks for a client certificate and checks the client's
+/// signatures during the handshake; the chain's trust is judged after it
+/// (`ClientChainCheck`), as node:tls does. `mandatory` (`rejectUnauthorized`)
+/// refuses a client that sends none.
+#[derive(Debug)]
+struct RequestClientCert {
+    provider: Arc<CryptoProvider>,
+    mandatory: bool,
+}
+
+impl ClientCertVerifier for RequestClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        check_signature(&self.provider, message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        check_signature(&self.provider, message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A handshake signature made with the certificate's key (X.509 v1 included).
+fn check_signature(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    tls13: bool,
+) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    let algs = &provider.signature_verification_algorithms;
+    if webpki::EndEntityCert::try_from(cert).is_err() {
+        return verify_with_certificate_key(message, cert, dss, algs, tls13);
+    }
+    if tls13 {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    } else {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
     }
 }
 

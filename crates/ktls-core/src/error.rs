@@ -60,6 +60,10 @@ fn tls_code(err: &rustls::Error) -> String {
         rustls::Error::AlertReceived(alert) => alert_code(*alert),
         // The same code the kernel path gives for EBADMSG.
         rustls::Error::DecryptError => "ERR_KTLS_BAD_RECORD".into(),
+        // requestCert with rejectUnauthorized: node:tls's code for it.
+        rustls::Error::NoCertificatesPresented => {
+            "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE".into()
+        }
         _ => "ERR_KTLS_HANDSHAKE".into(),
     }
 }

@@ -10,7 +10,7 @@ use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 
-use crate::config::{take_recorded_sni, ClientContext, ServerContext};
+use crate::config::{take_recorded_sni, ClientChainCheck, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::hello::{peek_client_hello, Hello};
@@ -60,6 +60,8 @@ pub struct Session {
     close_sent: bool,
     /// What a `server_choosing` connection's ClientHello asked for.
     hello_name: Option<String>,
+    /// A server with `requestCert`: how the client's chain is judged.
+    client_check: Option<Arc<ClientChainCheck>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -92,7 +94,9 @@ impl Session {
     pub fn server(fd: OwnedFd, context: &ServerContext, mode: KtlsMode) -> Result<Self> {
         sys::set_nonblocking(fd.as_fd())?;
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
-        Ok(Self::new(fd, Tls::Server(conn), mode))
+        let mut session = Self::new(fd, Tls::Server(conn), mode);
+        session.client_check = context.client_check.clone();
+        Ok(session)
     }
 
     /// A server connection whose configuration is chosen once the
@@ -111,6 +115,7 @@ impl Session {
         }
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
         self.state = State::Handshaking(Tls::Server(conn));
+        self.client_check = context.client_check.clone();
         Ok(())
     }
 
@@ -127,6 +132,7 @@ impl Session {
         Self {
             fd,
             hello_name: None,
+            client_check: None,
             state,
             bufs: Buffers::default(),
             mode,
@@ -229,7 +235,12 @@ impl Session {
         let State::Handshaking(tls) = std::mem::replace(&mut self.state, State::Closed) else {
             return Ok(());
         };
-        capture_info(&mut self.info, &tls, self.client.as_deref());
+        capture_info(
+            &mut self.info,
+            &tls,
+            self.client.as_deref(),
+            self.client_check.as_deref(),
+        );
         let cipher = tls
             .common()
             .negotiated_cipher_suite()
@@ -441,7 +452,12 @@ impl Session {
 
 /// Records what the handshake negotiated, before the connection object is
 /// converted (the kernel's knows none of it).
-pub(crate) fn capture_info(info: &mut HandshakeInfo, tls: &Tls, client: Option<&ClientContext>) {
+pub(crate) fn capture_info(
+    info: &mut HandshakeInfo,
+    tls: &Tls,
+    client: Option<&ClientContext>,
+    client_check: Option<&ClientChainCheck>,
+) {
     let common = tls.common();
     info.alpn_protocol = common.alpn_protocol().map(<[u8]>::to_vec);
     let chain: Vec<_> = common.peer_certificates().unwrap_or_default().to_vec();
@@ -457,6 +473,9 @@ pub(crate) fn capture_info(info: &mut HandshakeInfo, tls: &Tls, client: Option<&
     };
     if let (Some(context), Some(host)) = (client, &info.server_name) {
         info.chain_error = context.chain_error(&chain, host);
+    }
+    if let Some(check) = client_check {
+        info.chain_error = check.chain_error(&chain);
     }
 }
 

@@ -10,7 +10,7 @@ use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 
-use crate::config::{take_recorded_sni, ClientContext, ServerContext};
+use crate::config::{take_recorded_sni, ClientChainCheck, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::hello::{peek_client_hello, Hello};
@@ -34,6 +34,8 @@ pub struct StreamSession {
     hello_name: Option<String>,
     bufs: Buffers,
     client: Option<Arc<ClientContext>>,
+    /// A server with `requestCert`: how the client's chain is judged.
+    client_check: Option<Arc<ClientChainCheck>>,
     info: HandshakeInfo,
     handshaking: bool,
     peer_closed: bool,
@@ -65,7 +67,9 @@ impl StreamSession {
     /// A server connection.
     pub fn server(context: &ServerContext) -> Result<Self> {
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
-        Ok(Self::new(Some(Tls::Server(conn))))
+        let mut session = Self::new(Some(Tls::Server(conn)));
+        session.client_check = context.client_check.clone();
+        Ok(session)
     }
 
     /// A server connection whose configuration is chosen once the
@@ -81,9 +85,9 @@ impl StreamSession {
                 "no ClientHello is waiting for a context".into(),
             ));
         }
-        self.tls = Some(Tls::Server(UnbufferedServerConnection::new(
-            context.config.clone(),
-        )?));
+        let conn = UnbufferedServerConnection::new(context.config.clone())?;
+        self.tls = Some(Tls::Server(conn));
+        self.client_check = context.client_check.clone();
         self.advance()
     }
 
@@ -98,6 +102,7 @@ impl StreamSession {
             hello_name: None,
             bufs: Buffers::default(),
             client: None,
+            client_check: None,
             info: HandshakeInfo::default(),
             handshaking: true,
             peer_closed: false,
@@ -157,7 +162,12 @@ impl StreamSession {
         }
         if self.handshaking && !tls.common().is_handshaking() {
             self.handshaking = false;
-            capture_info(&mut self.info, tls, self.client.as_deref());
+            capture_info(
+                &mut self.info,
+                tls,
+                self.client.as_deref(),
+                self.client_check.as_deref(),
+            );
         }
         Ok(self.state())
     }

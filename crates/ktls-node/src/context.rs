@@ -18,6 +18,8 @@ pub struct ContextOptions {
     pub cert: Option<Buffer>,
     pub key: Option<Buffer>,
     pub honor_cipher_order: Option<bool>,
+    pub request_cert: Option<bool>,
+    pub reject_unauthorized: Option<bool>,
 }
 
 fn common(options: &ContextOptions) -> CommonOptions {
@@ -43,9 +45,12 @@ pub struct ClientSecureContext {
 impl ClientSecureContext {
     #[napi(constructor)]
     pub fn new(options: ContextOptions) -> napi::Result<Self, String> {
+        let bytes = |b: &Option<Buffer>| b.as_ref().map(|b| b.to_vec()).unwrap_or_default();
         let options = ClientOptions {
             common: common(&options),
             ca: options.ca.iter().flatten().map(|c| c.to_vec()).collect(),
+            cert: bytes(&options.cert),
+            key: bytes(&options.key),
         };
         let inner = ClientContext::new(&options).map_err(to_js_error)?;
         Ok(Self {
@@ -70,6 +75,10 @@ impl ServerSecureContext {
             key: bytes(&options.key),
             // node:tls servers default to their own order.
             honor_cipher_order: options.honor_cipher_order.unwrap_or(true),
+            request_cert: options.request_cert.unwrap_or(false),
+            // As node:tls: a server rejects unless told not to.
+            reject_unauthorized: options.reject_unauthorized.unwrap_or(true),
+            ca: options.ca.iter().flatten().map(|c| c.to_vec()).collect(),
         };
         let inner = ServerContext::new(&options).map_err(to_js_error)?;
         Ok(Self {
