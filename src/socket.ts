@@ -13,6 +13,7 @@ import { KtlsError, argumentError, fromNative, verifyError } from './errors'
 import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
+import { judgeLegacyChain } from './legacy-chain'
 import type { Duplex } from 'node:stream'
 import {
   attachHandle,
@@ -420,7 +421,7 @@ export class KtlsSocket extends net.Socket {
 
   /** Node's order: chain first, then checkServerIdentity; reject only if asked. */
   private verifyPeer(): boolean {
-    const chainCode = this.info!.chainError ? this.refineChainError(this.info!.chainError) : undefined
+    const chainCode = this.chainCode()
     let error: Error | undefined = chainCode ? verifyError(chainCode) : undefined
     if (!error) {
       const check = this.options.checkServerIdentity ?? tls.checkServerIdentity
@@ -446,16 +447,24 @@ export class KtlsSocket extends net.Socket {
    * sent no certificate was already refused by the handshake itself.
    */
   private verifyClient(): boolean {
-    const chainError = this.info!.chainError
-    if (!chainError) {
+    const code = this.chainCode()
+    if (!code) {
       this.authorized = true
       return true
     }
-    const code = this.refineChainError(chainError)
     this.authorizationError = code
     if (this.options.rejectUnauthorized === false) return true
     this.fail(verifyError(code))
     return false
+  }
+
+  /** What is wrong with the peer's chain, in OpenSSL's (Node's) words, if anything. */
+  private chainCode(): string | null {
+    const { chainError, peerCertificates } = this.info!
+    if (!chainError) return null
+    // A leaf webpki cannot read (X.509 v1) is judged as OpenSSL would.
+    if (chainError === 'UNREADABLE_LEAF') return judgeLegacyChain(peerCertificates, this.context.options.ca)
+    return this.refineChainError(chainError)
   }
 
   /**

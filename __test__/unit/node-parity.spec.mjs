@@ -157,6 +157,48 @@ test('X.509 v1 certificates are served and accepted, as node:tls does (OpenSSL a
   rmSync(dir, { recursive: true, force: true })
 })
 
+test('an X.509 v1 leaf issued by a trusted CA is authorized, an untrusted one gets OpenSSL’s code: both roles, as node:tls', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ktls-v1-'))
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'key.pem')
+  openssl('req', '-new', '-key', 'key.pem', '-subj', '/CN=localhost', '-out', 'csr.pem')
+  // No extensions: version 1, signed by the test CA.
+  openssl('x509', '-req', '-in', 'csr.pem', '-CA', certs.ca.certPath, '-CAkey', certs.ca.keyPath, '-CAcreateserial', '-days', '2', '-out', 'cert.pem')
+  t.regex(openssl('x509', '-in', 'cert.pem', '-noout', '-text').toString(), /Version: 1 \(0x0\)/)
+  const v1 = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') }
+  rmSync(dir, { recursive: true, force: true })
+
+  // As a server certificate.
+  const srv = await startKtlsServer(v1, (s) => s.end('v1'))
+  for (const ca of [certs.ca.cert, certs.server.cert]) {
+    const ours = await ktlsConnect({ port: srv.port, ca, rejectUnauthorized: false })
+    const reference = await nodeConnect({ port: srv.port, ca, rejectUnauthorized: false })
+    t.is(ours.authorized, reference.authorized)
+    t.is(ours.authorized, ca === certs.ca.cert)
+    t.is(ours.authorizationError, reference.authorizationError?.code ?? reference.authorizationError)
+    ours.destroy()
+    reference.destroy()
+  }
+  await srv.close()
+
+  // As a client certificate.
+  for (const ca of [certs.ca.cert, certs.server.cert]) {
+    const outcomes = []
+    for (const lib of [ktls, tls]) {
+      const server = lib.createServer({ key: certs.server.key, cert: certs.server.cert, requestCert: true, rejectUnauthorized: false, ca })
+      const seen = new Promise((resolve) => server.once('secureConnection', (s) => resolve([s.authorized, s.authorizationError])))
+      const port = await listen(server)
+      const c = track(tls.connect({ port, host: HOST, servername: 'localhost', ca: certs.ca.cert, ...v1 }))
+      c.on('error', () => {})
+      outcomes.push(await seen)
+      c.destroy()
+      await closeServer(server)
+    }
+    t.deepEqual(outcomes[0], outcomes[1])
+    t.is(outcomes[0][0], ca === certs.ca.cert)
+  }
+})
+
 test('a key that does not match its certificate is refused at once, as node:tls does', (t) => {
   // Two P-256 keys: OpenSSL compares keys of the same type ("key values mismatch").
   t.throws(() => tls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))

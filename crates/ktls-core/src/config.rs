@@ -106,6 +106,9 @@ impl ClientChainCheck {
         if self.trusted_leaves.contains(leaf) {
             return None;
         }
+        if webpki::EndEntityCert::try_from(leaf).is_err() {
+            return Some(UNREADABLE_LEAF.into());
+        }
         match self
             .verifier
             .verify_client_cert(leaf, intermediates, UnixTime::now())
@@ -165,6 +168,9 @@ impl ClientContext {
         if self.trusted_leaves.contains(leaf) {
             return None;
         }
+        if webpki::EndEntityCert::try_from(leaf).is_err() {
+            return Some(UNREADABLE_LEAF.into());
+        }
         let name = ServerName::try_from(host.to_owned())
             .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid literal"));
         let verdict =
@@ -177,6 +183,11 @@ impl ClientContext {
         }
     }
 }
+
+/// `chain_error`'s answer for a leaf webpki cannot read (X.509 v1, which
+/// OpenSSL accepts): the binding judges such a chain itself, so this marker
+/// never reaches a user.
+pub(crate) const UNREADABLE_LEAF: &str = "UNREADABLE_LEAF";
 
 fn certificate_error_code(err: &CertificateError) -> Option<String> {
     let code = match err {
