@@ -7,7 +7,7 @@ import { join } from 'node:path'
 const GROUPS = [
   ['node internals', /--expose-internals|internalBinding|_handle\b|require\('internal|SecurePair|JSStreamSocket|js_stream|_tls_wrap|_tlsOptions/],
   ['TLS 1.0/1.1, RSA key exchange, CBC, PSK, DHE, renegotiation', /TLSv1_method|TLSv1_1_method|tls-min-v1\.[01]|'TLSv1(\.1)?'|SECLEVEL|\bAES(128|256)-SHA\b|DES-|pskCallback|renegotiat|dhparam|DHE-RSA/i],
-  ['issue 13: mTLS, SNI, sessions, exporters, pfx, key forms', /requestCert|SNICallback|addContext|getSession|\bsession\b|ticketKeys|exportKeyingMaterial|getFinished|getPeerFinished|pfx|passphrase|X509Certificate|getEphemeralKeyInfo|getTLSTicket|isSessionReused|OCSP|ocsp|clientCertEngine|privateKeyEngine|sigalgs|ecdhCurve|getCertificate/],
+  ['issue 13, not done yet: sessions and tickets, exporters, Finished, pfx and passphrases, key arrays, sigalgs, ecdhCurve, engines', /getSession|\bsession\b|ticketKeys|TicketKeys|exportKeyingMaterial|getFinished|getPeerFinished|pfx|passphrase|getEphemeralKeyInfo|getTLSTicket|isSessionReused|OCSP|ocsp|clientCertEngine|privateKeyEngine|sigalgs|ecdhCurve|multi-key/],
   ['OpenSSL messages, trace, keylog', /SSL routines|ERR_OSSL|enableTrace|keylog/],
 ]
 const [tree, out] = process.argv.slice(2)
