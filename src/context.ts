@@ -5,6 +5,7 @@ import * as tls from 'node:tls'
 import { binding } from './native'
 import { fromNative } from './errors'
 import { toIanaCiphers } from './ciphers'
+import { completeChain } from './chain'
 import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
 
 type Pem = string | Buffer
@@ -112,7 +113,8 @@ function nativeOptions(o: SecureContextOptions) {
     maxVersion: o.maxVersion ?? undefined,
     ciphers: given(o.ciphers) && o.ciphers !== '' ? toIanaCiphers(o.ciphers) : undefined,
     ca: trustAnchors(o.ca),
-    cert: present(o.cert) ? toBuffer(o.cert) : undefined,
+    // As OpenSSL: the issuers found in `ca` go out after the certificate.
+    cert: present(o.cert) ? completeChain(o.cert, o.ca) : undefined,
     key: present(o.key) ? toBuffer(o.key) : undefined,
     honorCipherOrder: o.honorCipherOrder ?? undefined,
   }

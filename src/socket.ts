@@ -13,7 +13,7 @@ import { KtlsError, argumentError, fromNative, verifyError } from './errors'
 import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
-import { judgeLegacyChain } from './legacy-chain'
+import { judgeLegacyChain, peerChain, trustAnchors } from './chain'
 import type { Duplex } from 'node:stream'
 import {
   attachHandle,
@@ -802,11 +802,15 @@ export class KtlsSocket extends net.Socket {
   // ---- node:tls / net.Socket surface ----
 
   getPeerCertificate(detailed = false): tls.PeerCertificate | tls.DetailedPeerCertificate {
-    const chain = this.info?.peerCertificates ?? []
-    if (chain.length === 0) return {} as tls.PeerCertificate
+    const sent = this.info?.peerCertificates ?? []
+    if (sent.length === 0) return {} as tls.PeerCertificate
     if (!this.peerCert) {
-      const legacy = chain.map((der) => new X509Certificate(der).toLegacyObject() as tls.DetailedPeerCertificate)
-      for (let i = 0; i < legacy.length; i++) legacy[i].issuerCertificate = legacy[i + 1] ?? legacy[i]
+      // As node:tls: linked by issuance, completed from the trust anchors; only a
+      // self-signed end links to itself.
+      const { chain, rooted } = peerChain(sent, () => trustAnchors(this.context.options.ca))
+      const legacy = chain.map((c) => c.toLegacyObject() as tls.DetailedPeerCertificate)
+      for (let i = 0; i + 1 < legacy.length; i++) legacy[i].issuerCertificate = legacy[i + 1]
+      if (rooted) legacy[legacy.length - 1].issuerCertificate = legacy[legacy.length - 1]
       this.peerCert = legacy[0]
     }
     if (detailed) return this.peerCert

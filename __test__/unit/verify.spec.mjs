@@ -1,7 +1,7 @@
 // Server certificate verification by the client (userspace path).
 import test from 'ava'
 import { getCerts } from '../helpers/certs.mjs'
-import { startNodeServer, ktlsConnect, ktlsConnectError, nodeConnect, exchange, endAndClose } from '../helpers/tls.mjs'
+import { startNodeServer, startKtlsServer, ktlsConnect, ktlsConnectError, nodeConnect, exchange, endAndClose } from '../helpers/tls.mjs'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 
 test.after.always(cleanupAll)
@@ -138,3 +138,37 @@ for (const { title, cert, ca, code } of CHAIN_CASES) {
     }
   })
 }
+
+const leafOf = (pem) => pem.split(/(?<=-----END CERTIFICATE-----\n)/)[0]
+
+/** getPeerCertificate(true) as a list of subjects along issuerCertificate, and how it ends. */
+function issuerWalk(cert) {
+  const names = []
+  for (let c = cert, i = 0; c && i < 5; c = c.issuerCertificate, i++) {
+    names.push(c.subject.CN)
+    if (c.issuerCertificate === c) return [...names, '(self)']
+  }
+  return names
+}
+
+test('a server given its leaf alone sends the issuers it finds in ca, and getPeerCertificate(true) links up to the root, as node:tls', async (t) => {
+  const serverOptions = { key: certs.chained.key, cert: leafOf(certs.chained.cert), ca: certs.chained.intermediate }
+  const ours = await startKtlsServer(serverOptions, (s) => s.end('x'))
+  const reference = await startNodeServer(serverOptions)
+  try {
+    const walks = []
+    for (const port of [ours.port, reference.port]) {
+      for (const connect of [ktlsConnect, nodeConnect]) {
+        const c = await connect({ port, ca: certs.ca.cert })
+        t.true(c.authorized, 'the intermediate came from the server: only the root is trusted')
+        walks.push(issuerWalk(c.getPeerCertificate(true)))
+        c.destroy()
+      }
+    }
+    t.deepEqual(walks[0], ['localhost', 'ktls-test-intermediate', 'ktls-test-ca', '(self)'])
+    for (const walk of walks) t.deepEqual(walk, walks[0])
+  } finally {
+    await ours.close()
+    await reference.close()
+  }
+})

@@ -1,0 +1,117 @@
+// Certificate chains as OpenSSL (so node:tls) builds them, with Node's
+// X509Certificate: the chain a server sends completed from its `ca`, the
+// peer's chain as getPeerCertificate(true) links it, and the verdict on a
+// chain whose leaf webpki cannot read (X.509 v1, which OpenSSL accepts; the
+// handshake already proved the peer holds the leaf's key).
+import * as tls from 'node:tls'
+import { X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+
+type Pem = string | Buffer
+
+/** Node's `authorizationError` code for the chain `sent` (leaf first), or null when trusted by `ca` (else Node's roots). */
+export function judgeLegacyChain(sent: Buffer[], ca: Pem | Pem[] | null | undefined | false, now = new Date()): string | null {
+  let certs: X509Certificate[]
+  let anchors: X509Certificate[]
+  try {
+    certs = sent.map((der) => new X509Certificate(der))
+    anchors = trustAnchors(ca)
+  } catch {
+    return 'CERT_REJECTED'
+  }
+  const chain = [certs[0]]
+  for (;;) {
+    const cert = chain[chain.length - 1]
+    const dated = validity(cert, now)
+    if (dated) return dated
+    if (anchors.some((a) => a.raw.equals(cert.raw))) return null
+    const anchor = anchors.find((a) => issued(cert, a))
+    if (anchor) return validity(anchor, now)
+    if (selfSigned(cert)) {
+      return chain.length === 1 ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'SELF_SIGNED_CERT_IN_CHAIN'
+    }
+    const next = certs.find((c) => !chain.includes(c) && issued(cert, c))
+    if (!next) return chain.length === 1 ? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'
+    chain.push(next)
+  }
+}
+
+function issued(cert: X509Certificate, issuer: X509Certificate): boolean {
+  return cert.checkIssued(issuer) && cert.verify(issuer.publicKey)
+}
+
+function validity(cert: X509Certificate, now: Date): string | null {
+  if (now < new Date(cert.validFrom)) return 'CERT_NOT_YET_VALID'
+  if (now > new Date(cert.validTo)) return 'CERT_HAS_EXPIRED'
+  return null
+}
+
+/** As node:tls without `ca`: its roots, plus NODE_EXTRA_CA_CERTS. */
+function defaultAnchors(): Pem[] {
+  const extra = process.env.NODE_EXTRA_CA_CERTS
+  return extra ? [...tls.rootCertificates, readFileSync(extra)] : [...tls.rootCertificates]
+}
+
+/** Every certificate of a list of PEM texts (a text may hold several). */
+function splitPems(pems: readonly Pem[]): string[] {
+  return pems.flatMap((pem) => String(pem).match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [])
+}
+
+/** The certificates `ca` names (each PEM may hold several), else Node's default anchors. */
+export function trustAnchors(ca: Pem | Pem[] | null | undefined | false): X509Certificate[] {
+  return splitPems(ca ? (Array.isArray(ca) ? ca : [ca]) : defaultAnchors()).map((pem) => new X509Certificate(pem))
+}
+
+/**
+ * `cert` (PEM, leaf first) followed by the issuers found in `ca`, up to a
+ * self-signed one, as OpenSSL's automatic chain building sends them.
+ */
+export function completeChain(cert: Pem, ca: Pem | Pem[] | null | undefined | false): Buffer {
+  const own = Buffer.from(cert)
+  if (!ca) return own
+  let chain: X509Certificate[]
+  let pool: X509Certificate[]
+  try {
+    chain = splitPems([cert]).map((pem) => new X509Certificate(pem))
+    pool = trustAnchors(ca)
+  } catch {
+    return own // left for the binding to report
+  }
+  // A chain given in `cert` is sent as given, as OpenSSL does with extra chain certificates.
+  if (chain.length !== 1) return own
+  const added: X509Certificate[] = []
+  for (let last = chain[chain.length - 1]; last && !selfSigned(last); ) {
+    const issuer = pool.find((c) => !chain.includes(c) && !added.includes(c) && issued(last, c))
+    if (!issuer) break
+    added.push(issuer)
+    last = issuer
+  }
+  if (added.length === 0) return own
+  return Buffer.concat([own, Buffer.from('\n'), ...added.map((c) => Buffer.from(c.toString()))])
+}
+
+/**
+ * The peer's chain in issuance order (what it sent, then issuers from the
+ * trust anchors), and whether it ends in a self-signed certificate: as
+ * node:tls links getPeerCertificate(true)'s issuerCertificate.
+ */
+export function peerChain(sent: Buffer[], anchors: () => X509Certificate[]): { chain: X509Certificate[]; rooted: boolean } {
+  const certs = sent.map((der) => new X509Certificate(der))
+  const chain = [certs[0]]
+  let pool: X509Certificate[] | undefined
+  for (;;) {
+    const last = chain[chain.length - 1]
+    if (selfSigned(last)) return { chain, rooted: true }
+    let issuer = certs.find((c) => !chain.includes(c) && issued(last, c))
+    if (!issuer) {
+      pool ??= anchors()
+      issuer = pool.find((c) => !chain.some((x) => x.raw.equals(c.raw)) && issued(last, c))
+    }
+    if (!issuer) return { chain, rooted: false }
+    chain.push(issuer)
+  }
+}
+
+function selfSigned(cert: X509Certificate): boolean {
+  return cert.subject === cert.issuer && cert.verify(cert.publicKey)
+}
