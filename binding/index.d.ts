@@ -53,6 +53,8 @@ export declare class Connection {
   arm(interest: number): void
   /** What the handshake negotiated and where the records now go. */
   info(): HandshakeInfo
+  /** node:tls's `exportKeyingMaterial(length, label, context)`. */
+  exportKeyingMaterial(length: number, label: Buffer, context?: Buffer | undefined | null): Buffer
   /** Closes the descriptor now (no close_notify). Idempotent. */
   destroy(): void
 }
@@ -95,6 +97,8 @@ export declare class StreamConnection {
   takeOutput(): Buffer | null
   /** What the handshake negotiated; nothing is offloaded on such a transport. */
   info(reason: string): HandshakeInfo
+  /** node:tls's `exportKeyingMaterial(length, label, context)`. */
+  exportKeyingMaterial(length: number, label: Buffer, context?: Buffer | undefined | null): Buffer
   /** Drops the connection state. Idempotent. */
   destroy(): void
 }

@@ -50,6 +50,10 @@ export class DuplexCarrier {
     this.transport.resume()
   }
 
+  exportKeyingMaterial(length: number, label: Buffer, context?: Buffer): Buffer {
+    return this.conn.exportKeyingMaterial(length, label, context)
+  }
+
   info(reason: string): HandshakeInfo {
     return this.conn.info(reason)
   }

@@ -835,6 +835,30 @@ export class KtlsSocket extends net.Socket {
     return this
   }
 
+  /**
+   * Keying material (RFC 8446 §7.5, RFC 5705), as node:tls: derived from the
+   * handshake's secrets, kept for this purpose, so it answers the same once
+   * the kernel holds the traffic keys.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Buffer | NodeJS.TypedArray | DataView): Buffer {
+    if (typeof length !== 'number' || !Number.isInteger(length)) {
+      throw argumentError('ERR_INVALID_ARG_TYPE', 'The "length" argument must be of type number')
+    }
+    if (length < 1 || length > 0xffff_ffff) throw argumentError('ERR_OUT_OF_RANGE', 'The value of "length" is out of range. It must be >= 1 && <= 4294967295')
+    if (typeof label !== 'string') throw argumentError('ERR_INVALID_ARG_TYPE', 'The "label" argument must be of type string')
+    if (context !== undefined && !ArrayBuffer.isView(context)) {
+      throw argumentError('ERR_INVALID_ARG_TYPE', 'The "context" argument must be an instance of Buffer, TypedArray, or DataView')
+    }
+    const connection = this.carrier ?? this.conn
+    if (!this.secure || !connection || this.destroyed) throw new KtlsError('ERR_TLS_INVALID_STATE', 'TLS socket connection must be securely established')
+    const bytes = (view: ArrayBufferView) => Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+    try {
+      return connection.exportKeyingMaterial(length, Buffer.from(label), context === undefined ? undefined : bytes(context))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
   /** The peer's leaf certificate, as node:tls: undefined when there is none. */
   getPeerX509Certificate(): X509Certificate | undefined {
     const leaf = this.info?.peerCertificates[0]

@@ -68,6 +68,7 @@ export function streamsSuite(env) {
     t.false(c.ktls.rx)
     t.regex(c.ktls.reason, /no TCP descriptor/)
     while (!peers.length) await new Promise((r) => setTimeout(r, 5))
+    t.deepEqual(c.exportKeyingMaterial(32, 'EXPERIMENTAL-duplex'), peers[0].exportKeyingMaterial(32, 'EXPERIMENTAL-duplex'))
     const r = await exchange(c, peers[0], 1 * MiB)
     t.is(r.bGot.sha256, r.aSent.sha256)
     t.is(r.aGot.sha256, r.bSent.sha256)

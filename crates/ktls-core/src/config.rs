@@ -19,6 +19,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use rustls::{SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion};
 
 use crate::error::{Error, Result};
+use crate::exporter::ExporterKeyLog;
 use crate::random::PooledRandom;
 
 /// Options common to both sides, named as in `node:tls`.
@@ -151,6 +152,7 @@ impl ClientContext {
         };
         config.alpn_protocols = options.common.alpn_protocols.clone();
         config.enable_secret_extraction = true;
+        config.key_log = Arc::new(ExporterKeyLog);
         Ok(Self {
             config: Arc::new(config),
             verifier,
@@ -241,6 +243,7 @@ impl ServerContext {
         let mut config = builder.with_cert_resolver(resolver);
         config.alpn_protocols = options.common.alpn_protocols.clone();
         config.enable_secret_extraction = true;
+        config.key_log = Arc::new(ExporterKeyLog);
         config.ignore_client_order = options.honor_cipher_order;
         Ok(Self {
             config: Arc::new(config),

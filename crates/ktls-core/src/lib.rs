@@ -12,6 +12,7 @@ mod config;
 mod conn;
 mod crypto_info;
 mod error;
+mod exporter;
 mod hello;
 mod host_loop;
 mod offload;

@@ -13,6 +13,7 @@ use rustls::server::UnbufferedServerConnection;
 use crate::config::{take_recorded_sni, ClientChainCheck, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
+use crate::exporter::{capturing, Captured, Exporter};
 use crate::hello::{peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
@@ -62,6 +63,10 @@ pub struct Session {
     hello_name: Option<String>,
     /// A server with `requestCert`: how the client's chain is judged.
     client_check: Option<Arc<ClientChainCheck>>,
+    /// Secrets the handshake logged, until it ends.
+    captured: Captured,
+    /// What `export_keying_material` derives from, once the handshake is over.
+    exporter: Option<Exporter>,
 }
 
 impl std::fmt::Debug for Session {
@@ -133,6 +138,8 @@ impl Session {
             fd,
             hello_name: None,
             client_check: None,
+            captured: Captured::default(),
+            exporter: None,
             state,
             bufs: Buffers::default(),
             mode,
@@ -158,6 +165,19 @@ impl Session {
     /// What the handshake negotiated.
     pub fn info(&self) -> &HandshakeInfo {
         &self.info
+    }
+
+    /// Keying material (RFC 8446 §7.5 / RFC 5705), as node:tls's
+    /// `exportKeyingMaterial`; from the handshake's secrets, so it works
+    /// the same once the kernel holds the traffic keys.
+    pub fn export_keying_material(
+        &self,
+        length: usize,
+        label: &[u8],
+        context: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let exporter = self.exporter.as_ref().ok_or_else(no_exporter)?;
+        exporter.export(length, label, context)
     }
 
     /// Which directions are offloaded.
@@ -194,7 +214,10 @@ impl Session {
             let State::Handshaking(tls) = &mut self.state else {
                 return Ok(Progress::Done);
             };
-            let pumped = tls.pump(&mut self.bufs, Offer::Nothing);
+            self.captured.sniff_server_hello(&self.bufs.incoming);
+            let bufs = &mut self.bufs;
+            let pumped = capturing(&mut self.captured, || tls.pump(bufs, Offer::Nothing));
+            self.captured.sniff_server_hello(self.bufs.pending_out());
             if let Some(sni) = take_recorded_sni() {
                 self.info.server_name = Some(sni);
             }
@@ -241,6 +264,9 @@ impl Session {
             self.client.as_deref(),
             self.client_check.as_deref(),
         );
+        if let Some(suite) = tls.common().negotiated_cipher_suite() {
+            self.exporter = std::mem::take(&mut self.captured).into_exporter(suite);
+        }
         let cipher = tls
             .common()
             .negotiated_cipher_suite()
@@ -448,6 +474,10 @@ impl Session {
         sys::discard_input(self.fd.as_fd(), 64 * 1024);
         self.state = State::Closed;
     }
+}
+
+pub(crate) fn no_exporter() -> Error {
+    Error::InvalidArgument("no keying material: the handshake has not finished".into())
 }
 
 /// Records what the handshake negotiated, before the connection object is

@@ -13,8 +13,9 @@ use rustls::server::UnbufferedServerConnection;
 use crate::config::{take_recorded_sni, ClientChainCheck, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
+use crate::exporter::{capturing, Captured, Exporter};
 use crate::hello::{peek_client_hello, Hello};
-use crate::session::{capture_info, HandshakeInfo};
+use crate::session::{capture_info, no_exporter, HandshakeInfo};
 
 /// Where a connection stands after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct StreamSession {
     client: Option<Arc<ClientContext>>,
     /// A server with `requestCert`: how the client's chain is judged.
     client_check: Option<Arc<ClientChainCheck>>,
+    captured: Captured,
+    exporter: Option<Exporter>,
     info: HandshakeInfo,
     handshaking: bool,
     peer_closed: bool,
@@ -103,11 +106,24 @@ impl StreamSession {
             bufs: Buffers::default(),
             client: None,
             client_check: None,
+            captured: Captured::default(),
+            exporter: None,
             info: HandshakeInfo::default(),
             handshaking: true,
             peer_closed: false,
             close_sent: false,
         }
+    }
+
+    /// Keying material, as `Session::export_keying_material`.
+    pub fn export_keying_material(
+        &self,
+        length: usize,
+        label: &[u8],
+        context: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let exporter = self.exporter.as_ref().ok_or_else(no_exporter)?;
+        exporter.export(length, label, context)
     }
 
     /// What the handshake negotiated (final once `secure`).
@@ -150,7 +166,10 @@ impl StreamSession {
             }
             return Ok(self.state());
         };
-        let pumped = tls.pump(&mut self.bufs, Offer::Nothing);
+        self.captured.sniff_server_hello(&self.bufs.incoming);
+        let bufs = &mut self.bufs;
+        let pumped = capturing(&mut self.captured, || tls.pump(bufs, Offer::Nothing));
+        self.captured.sniff_server_hello(self.bufs.pending_out());
         if let Some(sni) = take_recorded_sni() {
             self.info.server_name = Some(sni);
         }
@@ -168,6 +187,9 @@ impl StreamSession {
                 self.client.as_deref(),
                 self.client_check.as_deref(),
             );
+            if let Some(suite) = tls.common().negotiated_cipher_suite() {
+                self.exporter = std::mem::take(&mut self.captured).into_exporter(suite);
+            }
         }
         Ok(self.state())
     }

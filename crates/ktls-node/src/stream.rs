@@ -157,6 +157,21 @@ impl StreamConnection {
         Ok(handshake_info(self.session()?.info(), offload))
     }
 
+    /// node:tls's `exportKeyingMaterial(length, label, context)`.
+    #[napi]
+    pub fn export_keying_material(
+        &mut self,
+        length: u32,
+        label: BufferSlice,
+        context: Option<BufferSlice>,
+    ) -> napi::Result<Buffer, String> {
+        let bytes = self
+            .session()?
+            .export_keying_material(length as usize, &label, context.as_deref())
+            .map_err(to_js_error)?;
+        Ok(Buffer::from(bytes))
+    }
+
     /// Drops the connection state. Idempotent.
     #[napi]
     pub fn destroy(&mut self) {

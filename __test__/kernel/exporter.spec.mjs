@@ -1,0 +1,9 @@
+// exportKeyingMaterial against node:tls (shared bodies: ../helpers/suites/exporter.mjs).
+import test from 'ava'
+import { cleanupAll } from '../helpers/cleanup.mjs'
+import { tlsEnv } from '../helpers/suites/env.mjs'
+import { exporterSuite } from '../helpers/suites/exporter.mjs'
+
+test.after.always(cleanupAll)
+
+exporterSuite(tlsEnv('kernel'))
