@@ -135,8 +135,10 @@ export interface ContextOptions {
   maxVersion?: string
   ciphers?: string
   ca?: Array<Buffer>
-  cert?: Buffer
-  key?: Buffer
+  /** Certificate chains (PEM), paired by index with `key`. */
+  cert?: Array<Buffer>
+  /** Private keys (PEM), paired by index with `cert`. */
+  key?: Array<Buffer>
   honorCipherOrder?: boolean
   requestCert?: boolean
   rejectUnauthorized?: boolean
@@ -174,6 +176,8 @@ export interface HandshakeInfo {
   cipher: string
   protocol: string
   chainError?: string
+  /** Server side: the index of the certificate served (of `cert`'s list). */
+  identity: number
   /** Whether each direction went to the kernel. */
   offload: Offload
 }

@@ -1,9 +1,9 @@
 // createSecureContext: the rustls configuration built once and reused.
 import { readFileSync } from 'node:fs'
-import { X509Certificate } from 'node:crypto'
+import { X509Certificate, createPrivateKey } from 'node:crypto'
 import * as tls from 'node:tls'
 import { binding } from './native'
-import { fromNative } from './errors'
+import { KtlsError, fromNative } from './errors'
 import { toIanaCiphers } from './ciphers'
 import { completeChain } from './chain'
 import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
@@ -11,9 +11,16 @@ import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
 type Pem = string | Buffer
 export type KtlsMode = 'auto' | 'require' | 'off'
 
+/** A private key: PEM (PKCS#8, PKCS#1 or SEC1; encrypted with `passphrase`), or one with its own passphrase. */
+export type KeyOption = Pem | { pem: Pem; passphrase?: string }
+
 export interface SecureContextOptions {
-  key?: Pem | null | false
-  cert?: Pem | null | false
+  /** One key, or several (an RSA and an ECDSA one), each paired with the certificate it belongs to. */
+  key?: KeyOption | KeyOption[] | null | false
+  /** One PEM chain (leaf first), or several. */
+  cert?: Pem | Pem[] | null | false
+  /** Decrypts encrypted PEM keys. */
+  passphrase?: string | null
   ca?: Pem | Pem[] | null | false
   ALPNProtocols?: Array<string | Buffer | Uint8Array> | null
   minVersion?: 'TLSv1.2' | 'TLSv1.3'
@@ -42,17 +49,14 @@ export interface ClientAuth {
 export class SecureContext {
   private client?: ClientSecureContext
   private readonly servers = new Map<string, ServerSecureContext>()
-  private leaf?: X509Certificate | null
+  private leaves?: X509Certificate[]
 
   constructor(readonly options: SecureContextOptions) {}
 
-  /** The certificate this side presents (the first of `cert`), if any. */
-  certificate(): X509Certificate | undefined {
-    if (this.leaf === undefined) {
-      const cert = this.options.cert
-      this.leaf = present(cert) ? new X509Certificate(toBuffer(cert)) : null
-    }
-    return this.leaf ?? undefined
+  /** The leaf of `cert`'s `index`th chain (the one a handshake served), if any. */
+  certificate(index = 0): X509Certificate | undefined {
+    this.leaves ??= listOf(this.options.cert).map((pem) => new X509Certificate(toBuffer(pem)))
+    return this.leaves[index]
   }
 
   clientContext(): ClientSecureContext {
@@ -113,11 +117,43 @@ function nativeOptions(o: SecureContextOptions) {
     maxVersion: o.maxVersion ?? undefined,
     ciphers: given(o.ciphers) && o.ciphers !== '' ? toIanaCiphers(o.ciphers) : undefined,
     ca: trustAnchors(o.ca),
-    // As OpenSSL: the issuers found in `ca` go out after the certificate.
-    cert: present(o.cert) ? completeChain(o.cert, o.ca) : undefined,
-    key: present(o.key) ? toBuffer(o.key) : undefined,
+    ...identities(o),
     honorCipherOrder: o.honorCipherOrder ?? undefined,
   }
+}
+
+const listOf = <T>(value: T | T[] | null | undefined | false): T[] => (present(value) ? (Array.isArray(value) ? value : [value]) : [])
+
+/**
+ * `cert` and `key` as the binding takes them: chains (completed from `ca`,
+ * as OpenSSL sends them) paired by index with unencrypted PEM keys. Several
+ * keys, or encrypted ones, go through Node's own key parser (the passphrase,
+ * every PEM form), each key paired with the certificate it belongs to.
+ */
+function identities(o: SecureContextOptions): { cert?: Buffer[]; key?: Buffer[] } {
+  const certs = listOf(o.cert)
+  const keys = listOf(o.key)
+  const chains = certs.map((cert) => completeChain(cert, o.ca))
+  const simple = keys.length <= 1 && certs.length <= 1 && !present(o.passphrase)
+  if (simple && keys.every((k) => !isKeyObjectOption(k) && !String(k).includes('ENCRYPTED'))) {
+    return { cert: chains.length ? chains : undefined, key: keys.length ? keys.map((k) => toBuffer(k as Pem)) : undefined }
+  }
+  const parsed = keys.map((k) =>
+    isKeyObjectOption(k)
+      ? createPrivateKey({ key: toBuffer(k.pem), passphrase: k.passphrase ?? o.passphrase ?? undefined })
+      : createPrivateKey({ key: toBuffer(k), passphrase: o.passphrase ?? undefined }),
+  )
+  const paired = certs.map((cert, i) => {
+    const leaf = new X509Certificate(toBuffer(cert))
+    const key = parsed.find((k) => leaf.checkPrivateKey(k))
+    if (!key) throw new KtlsError('ERR_INVALID_ARG_VALUE', `key/cert: no key given matches certificate ${i} (${leaf.subject.split('\n').join(', ')})`)
+    return Buffer.from(key.export({ type: 'pkcs8', format: 'pem' }) as string)
+  })
+  return { cert: chains.length ? chains : undefined, key: paired.length ? paired : parsed.slice(0, 1).map((k) => Buffer.from(k.export({ type: 'pkcs8', format: 'pem' }) as string)) }
+}
+
+function isKeyObjectOption(k: KeyOption): k is { pem: Pem; passphrase?: string } {
+  return typeof k === 'object' && k !== null && !Buffer.isBuffer(k) && 'pem' in k
 }
 
 /**

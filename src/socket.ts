@@ -874,7 +874,7 @@ export class KtlsSocket extends net.Socket {
 
   /** This side's certificate (`cert`: a server's, or a client's for servers that ask), undefined when none. */
   getX509Certificate(): X509Certificate | undefined {
-    return this.destroyed ? undefined : this.context.certificate()
+    return this.destroyed ? undefined : this.context.certificate(this.isServer ? (this.info?.identity ?? 0) : 0)
   }
 
   getCipher(): tls.CipherNameAndProtocol | undefined {

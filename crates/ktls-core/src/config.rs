@@ -54,10 +54,10 @@ pub struct ClientOptions {
 pub struct ServerOptions {
     /// Shared options.
     pub common: CommonOptions,
-    /// `cert`: PEM chain, leaf first.
-    pub cert: Vec<u8>,
-    /// `key`: PEM private key.
-    pub key: Vec<u8>,
+    /// `cert` and `key`: one or more certificates (PEM chain, leaf first) with
+    /// their keys (PEM), e.g. an RSA and an ECDSA one; each handshake gets the
+    /// first whose key can sign with a scheme the client offers.
+    pub identities: Vec<Identity>,
     /// `honorCipherOrder`: pick the suite by this server's order (`ciphers`,
     /// else `DEFAULT_CIPHERS`), not the client's. node:tls's default is true.
     pub honor_cipher_order: bool,
@@ -69,6 +69,15 @@ pub struct ServerOptions {
     pub reject_unauthorized: bool,
     /// `ca`: PEM trust anchors for client certificates; empty means the Mozilla list.
     pub ca: Vec<Vec<u8>>,
+}
+
+/// A certificate chain (PEM, leaf first) and its private key (PEM).
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// PEM chain, leaf first.
+    pub cert: Vec<u8>,
+    /// PEM private key.
+    pub key: Vec<u8>,
 }
 
 /// A ready client configuration plus the verifier used after the handshake.
@@ -215,8 +224,15 @@ impl ServerContext {
     /// Parses the key and chain; errors name the bad option.
     pub fn new(options: &ServerOptions) -> Result<Self> {
         let provider = Arc::new(provider(&options.common)?);
-        let certified = certified_key_from_pem(&options.cert, &options.key, &provider)?;
-        let resolver = Arc::new(RecordSni(Arc::new(certified)));
+        if options.identities.is_empty() {
+            return Err(Error::InvalidArgument("cert: no certificate in PEM".into()));
+        }
+        let certified = options
+            .identities
+            .iter()
+            .map(|id| certified_key_from_pem(&id.cert, &id.key, &provider).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let resolver = Arc::new(RecordHello(certified));
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&options.common)?)
             .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?;
@@ -553,30 +569,52 @@ fn check_signature(
 }
 
 thread_local! {
-    /// The SNI of the ClientHello being processed on this thread. rustls's
-    /// unbuffered server has no public accessor for it, and the resolver
-    /// runs synchronously inside `process_tls_records` on the caller's
-    /// thread, so the caller takes it right after that call returns.
-    static LAST_SNI: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// What the resolver saw of the ClientHello being processed on this
+    /// thread (its SNI) and which certificate it chose. rustls's unbuffered
+    /// server has no public accessor for either, and the resolver runs
+    /// synchronously inside `process_tls_records` on the caller's thread, so
+    /// the caller takes it right after that call returns.
+    static LAST_HELLO: RefCell<Option<ResolvedHello>> = const { RefCell::new(None) };
 }
 
-/// Takes the SNI recorded by the last ClientHello processed on this thread.
-pub(crate) fn take_recorded_sni() -> Option<String> {
-    LAST_SNI.with(|slot| slot.borrow_mut().take())
+/// The SNI a ClientHello asked for and the index of the identity served.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedHello {
+    pub(crate) server_name: Option<String>,
+    pub(crate) identity: usize,
 }
 
-struct RecordSni(Arc<CertifiedKey>);
+/// Takes what the last ClientHello processed on this thread resolved to.
+pub(crate) fn take_resolved_hello() -> Option<ResolvedHello> {
+    LAST_HELLO.with(|slot| slot.borrow_mut().take())
+}
 
-impl fmt::Debug for RecordSni {
+struct RecordHello(Vec<Arc<CertifiedKey>>);
+
+impl fmt::Debug for RecordHello {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RecordSni")
+        f.write_str("RecordHello")
     }
 }
 
-impl ResolvesServerCert for RecordSni {
+impl ResolvesServerCert for RecordHello {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let sni = client_hello.server_name().map(str::to_owned);
-        LAST_SNI.with(|slot| *slot.borrow_mut() = sni);
-        Some(self.0.clone())
+        // As OpenSSL with several certificates: by the client's signature
+        // scheme preference, the first certificate whose key can sign with it.
+        let identity = client_hello
+            .signature_schemes()
+            .iter()
+            .find_map(|scheme| {
+                self.0
+                    .iter()
+                    .position(|c| c.key.choose_scheme(&[*scheme]).is_some())
+            })
+            .unwrap_or(0);
+        let hello = ResolvedHello {
+            server_name: client_hello.server_name().map(str::to_owned),
+            identity,
+        };
+        LAST_HELLO.with(|slot| *slot.borrow_mut() = Some(hello));
+        self.0.get(identity).cloned()
     }
 }

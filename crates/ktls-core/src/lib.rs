@@ -27,7 +27,8 @@ pub mod sys;
 mod x509;
 
 pub use config::{
-    ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions, DEFAULT_CIPHERS,
+    ClientContext, ClientOptions, CommonOptions, Identity, ServerContext, ServerOptions,
+    DEFAULT_CIPHERS,
 };
 pub use crypto_info::{CryptoInfo, KernelCipher};
 pub use error::{Error, Result};

@@ -10,7 +10,9 @@ use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 
-use crate::config::{take_recorded_sni, ClientChainCheck, ClientContext, ServerContext};
+use crate::config::{
+    take_resolved_hello, ClientChainCheck, ClientContext, ResolvedHello, ServerContext,
+};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{capturing, Captured, Exporter};
@@ -36,6 +38,17 @@ pub struct HandshakeInfo {
     pub protocol: String,
     /// Client side: Node's `authorizationError` code for the chain, if untrusted.
     pub chain_error: Option<String>,
+    /// Server side: which of the context's certificates was served.
+    pub identity: usize,
+}
+
+impl HandshakeInfo {
+    pub(crate) fn note_hello(&mut self, hello: ResolvedHello) {
+        if hello.server_name.is_some() {
+            self.server_name = hello.server_name;
+        }
+        self.identity = hello.identity;
+    }
 }
 
 enum State {
@@ -218,8 +231,8 @@ impl Session {
             let bufs = &mut self.bufs;
             let pumped = capturing(&mut self.captured, || tls.pump(bufs, Offer::Nothing));
             self.captured.sniff_server_hello(self.bufs.pending_out());
-            if let Some(sni) = take_recorded_sni() {
-                self.info.server_name = Some(sni);
+            if let Some(hello) = take_resolved_hello() {
+                self.info.note_hello(hello);
             }
             let needs_input = match pumped? {
                 Pumped::NeedInput => true,

@@ -10,7 +10,7 @@ use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 
-use crate::config::{take_recorded_sni, ClientChainCheck, ClientContext, ServerContext};
+use crate::config::{take_resolved_hello, ClientChainCheck, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{capturing, Captured, Exporter};
@@ -170,8 +170,8 @@ impl StreamSession {
         let bufs = &mut self.bufs;
         let pumped = capturing(&mut self.captured, || tls.pump(bufs, Offer::Nothing));
         self.captured.sniff_server_hello(self.bufs.pending_out());
-        if let Some(sni) = take_recorded_sni() {
-            self.info.server_name = Some(sni);
+        if let Some(hello) = take_resolved_hello() {
+            self.info.note_hello(hello);
         }
         if pumped? == Pumped::PeerClosed {
             if self.handshaking {

@@ -21,6 +21,8 @@ pub struct HandshakeInfo {
     pub cipher: String,
     pub protocol: String,
     pub chain_error: Option<String>,
+    /// Server side: the index of the certificate served (of `cert`'s list).
+    pub identity: u32,
     /// Whether each direction went to the kernel.
     pub offload: Offload,
 }
@@ -356,6 +358,7 @@ pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) 
         cipher: info.cipher_suite.clone(),
         protocol: info.protocol.clone(),
         chain_error: info.chain_error.clone(),
+        identity: u32::try_from(info.identity).unwrap_or(0),
         offload,
     }
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ktls_core::{ClientContext, ClientOptions, CommonOptions, ServerContext, ServerOptions};
+use ktls_core::{
+    ClientContext, ClientOptions, CommonOptions, Identity, ServerContext, ServerOptions,
+};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
@@ -15,8 +17,10 @@ pub struct ContextOptions {
     pub max_version: Option<String>,
     pub ciphers: Option<String>,
     pub ca: Option<Vec<Buffer>>,
-    pub cert: Option<Buffer>,
-    pub key: Option<Buffer>,
+    /// Certificate chains (PEM), paired by index with `key`.
+    pub cert: Option<Vec<Buffer>>,
+    /// Private keys (PEM), paired by index with `cert`.
+    pub key: Option<Vec<Buffer>>,
     pub honor_cipher_order: Option<bool>,
     pub request_cert: Option<bool>,
     pub reject_unauthorized: Option<bool>,
@@ -45,12 +49,17 @@ pub struct ClientSecureContext {
 impl ClientSecureContext {
     #[napi(constructor)]
     pub fn new(options: ContextOptions) -> napi::Result<Self, String> {
-        let bytes = |b: &Option<Buffer>| b.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+        let first = |b: &Option<Vec<Buffer>>| {
+            b.as_ref()
+                .and_then(|v| v.first())
+                .map(|b| b.to_vec())
+                .unwrap_or_default()
+        };
         let options = ClientOptions {
             common: common(&options),
             ca: options.ca.iter().flatten().map(|c| c.to_vec()).collect(),
-            cert: bytes(&options.cert),
-            key: bytes(&options.key),
+            cert: first(&options.cert),
+            key: first(&options.key),
         };
         let inner = ClientContext::new(&options).map_err(to_js_error)?;
         Ok(Self {
@@ -68,11 +77,18 @@ pub struct ServerSecureContext {
 impl ServerSecureContext {
     #[napi(constructor)]
     pub fn new(options: ContextOptions) -> napi::Result<Self, String> {
-        let bytes = |b: &Option<Buffer>| b.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+        let certs = options.cert.iter().flatten();
+        let keys = options.key.iter().flatten();
+        let identities = certs
+            .zip(keys)
+            .map(|(cert, key)| Identity {
+                cert: cert.to_vec(),
+                key: key.to_vec(),
+            })
+            .collect();
         let options = ServerOptions {
             common: common(&options),
-            cert: bytes(&options.cert),
-            key: bytes(&options.key),
+            identities,
             // node:tls servers default to their own order.
             honor_cipher_order: options.honor_cipher_order.unwrap_or(true),
             request_cert: options.request_cert.unwrap_or(false),

@@ -1,0 +1,76 @@
+// Certificate and key forms, as node:tls takes them: encrypted PEM keys with
+// `passphrase` (or { pem, passphrase }), PKCS#1 and SEC1 keys, and an RSA and
+// an ECDSA certificate on one server, picked by what the client can verify.
+// node:tls servers given the same options are the reference.
+import test from 'ava'
+import tls from 'node:tls'
+import { createPrivateKey } from 'node:crypto'
+import { ktls } from '../helpers/ktls.mjs'
+import { getCerts } from '../helpers/certs.mjs'
+import { listen, closeServer } from '../helpers/peers.mjs'
+import { nodeConnect } from '../helpers/tls.mjs'
+import { cleanupAll } from '../helpers/cleanup.mjs'
+
+test.after.always(cleanupAll)
+
+const certs = getCerts()
+const encrypt = (pem, passphrase) => createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
+
+/** The key type and CN a node:tls client sees from a server made by `lib`. */
+async function served(lib, serverOptions, clientOptions = {}) {
+  const server = lib.createServer(serverOptions, (s) => s.end())
+  const port = await listen(server)
+  try {
+    const c = await nodeConnect({ port, ...clientOptions })
+    const cert = c.getPeerX509Certificate()
+    const seen = { type: cert.publicKey.asymmetricKeyType, authorized: c.authorized }
+    c.destroy()
+    return seen
+  } finally {
+    await closeServer(server)
+  }
+}
+
+test('an encrypted PEM key with passphrase, or as { pem, passphrase }, serves as node:tls does', async (t) => {
+  const encrypted = encrypt(certs.server.key, 'sesame')
+  for (const options of [
+    { key: encrypted, passphrase: 'sesame', cert: certs.server.cert },
+    { key: [{ pem: encrypted, passphrase: 'sesame' }], cert: certs.server.cert },
+  ]) {
+    const ours = await served(ktls, options)
+    t.deepEqual(ours, { type: 'ec', authorized: true })
+    t.deepEqual(ours, await served(tls, options))
+  }
+})
+
+test('a wrong passphrase throws at createServer, with the code node:tls throws', (t) => {
+  const options = { key: encrypt(certs.server.key, 'sesame'), passphrase: 'wrong', cert: certs.server.cert }
+  const theirs = t.throws(() => tls.createServer(options))
+  const ours = t.throws(() => ktls.createServer(options))
+  t.is(ours.code, theirs.code)
+})
+
+test('PKCS#1 RSA and SEC1 EC keys serve as node:tls does', async (t) => {
+  const forms = [
+    { key: createPrivateKey(certs.rsa.key).export({ type: 'pkcs1', format: 'pem' }), cert: certs.rsa.cert, type: 'rsa' },
+    { key: createPrivateKey(certs.server.key).export({ type: 'sec1', format: 'pem' }), cert: certs.server.cert, type: 'ec' },
+  ]
+  for (const { key, cert, type } of forms) {
+    t.regex(key, type === 'rsa' ? /BEGIN RSA PRIVATE KEY/ : /BEGIN EC PRIVATE KEY/)
+    t.deepEqual(await served(ktls, { key, cert }), { type, authorized: true })
+  }
+})
+
+test('an RSA and an ECDSA certificate on one server: each client gets one it can verify, as node:tls picks', async (t) => {
+  // Keys and certificates in different orders: they are paired by matching.
+  const options = { key: [certs.server.key, certs.rsa.key], cert: [certs.rsa.cert, certs.server.cert] }
+  for (const clientOptions of [{}, { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256', maxVersion: 'TLSv1.2' }, { sigalgs: 'rsa_pss_rsae_sha256' }, { sigalgs: 'ecdsa_secp256r1_sha256' }]) {
+    const ours = await served(ktls, options, clientOptions)
+    t.deepEqual(ours, await served(tls, options, clientOptions), JSON.stringify(clientOptions))
+    t.true(ours.authorized)
+  }
+  t.is((await served(ktls, options, { sigalgs: 'rsa_pss_rsae_sha256' })).type, 'rsa')
+  t.is((await served(ktls, options, { sigalgs: 'ecdsa_secp256r1_sha256' })).type, 'ec')
+  const mismatched = t.throws(() => ktls.createServer({ key: [certs.server.key], cert: [certs.rsa.cert] }))
+  t.is(mismatched.code, 'ERR_INVALID_ARG_VALUE')
+})
