@@ -134,6 +134,8 @@ export interface ContextOptions {
   minVersion?: string
   maxVersion?: string
   ciphers?: string
+  /** Key exchange groups by rustls's names, in preference order. */
+  groups?: Array<string>
   ca?: Array<Buffer>
   /** Certificate chains (PEM), paired by index with `key`. */
   cert?: Array<Buffer>
@@ -178,6 +180,10 @@ export interface HandshakeInfo {
   chainError?: string
   /** Server side: the index of the certificate served (of `cert`'s list). */
   identity: number
+  /** A resumed session (no full handshake). */
+  resumed: boolean
+  /** The key exchange group ("X25519", "secp256r1", "secp384r1", ...). */
+  keyExchangeGroup?: string
   /** Whether each direction went to the kernel. */
   offload: Offload
 }

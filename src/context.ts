@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import * as tls from 'node:tls'
 import { binding } from './native'
-import { KtlsError, fromNative } from './errors'
+import { KtlsError, argumentError, fromNative } from './errors'
 import { toIanaCiphers } from './ciphers'
 import { completeChain } from './chain'
 import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
@@ -33,6 +33,10 @@ export interface SecureContextOptions {
   ciphers?: string | null
   /** Server: choose the suite by its own order (`ciphers`) rather than the client's. Default true, as node:tls. */
   honorCipherOrder?: boolean
+  /** Key exchange groups, colon-separated, in preference order ('X25519:P-256'), or 'auto' (the default), as node:tls. */
+  ecdhCurve?: string | null
+  /** node:tls's older way to pick the versions: 'TLSv1_2_method', 'TLS_method', ... */
+  secureProtocol?: string | null
 }
 
 /**
@@ -60,7 +64,11 @@ export class SecureContext {
   }
 
   clientContext(): ClientSecureContext {
-    this.client ??= build(() => new binding.ClientSecureContext(nativeOptions(this.options)))
+    if (!this.client) {
+      // Option errors (thrown as Node throws them) before the binding's own.
+      const options = nativeOptions(this.options)
+      this.client = build(() => new binding.ClientSecureContext(options))
+    }
     return this.client
   }
 
@@ -113,13 +121,63 @@ const present = <T>(value: T | null | undefined | false | ''): value is T => Boo
 function nativeOptions(o: SecureContextOptions) {
   return {
     alpnProtocols: given(o.ALPNProtocols) ? o.ALPNProtocols.map(toBuffer) : undefined,
-    minVersion: o.minVersion ?? undefined,
-    maxVersion: o.maxVersion ?? undefined,
+    ...versions(o),
+    groups: groups(o.ecdhCurve),
     ciphers: given(o.ciphers) && o.ciphers !== '' ? toIanaCiphers(o.ciphers) : undefined,
     ca: trustAnchors(o.ca),
     ...identities(o),
     honorCipherOrder: o.honorCipherOrder ?? undefined,
   }
+}
+
+// OpenSSL's curve names (and NIST's) for the groups rustls has.
+const GROUPS: Record<string, string> = {
+  x25519: 'X25519',
+  'p-256': 'secp256r1',
+  prime256v1: 'secp256r1',
+  secp256r1: 'secp256r1',
+  'p-384': 'secp384r1',
+  secp384r1: 'secp384r1',
+}
+
+function groups(ecdhCurve: string | null | undefined): string[] | undefined {
+  if (ecdhCurve == null || ecdhCurve === 'auto') return undefined
+  const names = ecdhCurve.split(':').map((name) => GROUPS[name.trim().toLowerCase()])
+  // node:tls (OpenSSL) refuses a list with a curve it does not know.
+  if (names.length === 0 || names.some((n) => n === undefined)) {
+    throw new KtlsError('ERR_CRYPTO_OPERATION_FAILED', 'Failed to set ECDH curve')
+  }
+  return names as string[]
+}
+
+// secureProtocol: OpenSSL method names; TLS 1.0 and 1.1 do not exist in rustls.
+const METHODS: Record<string, [string | undefined, string | undefined]> = {
+  TLS_method: [undefined, undefined],
+  TLS_client_method: [undefined, undefined],
+  TLS_server_method: [undefined, undefined],
+  SSLv23_method: [undefined, undefined],
+  SSLv23_client_method: [undefined, undefined],
+  SSLv23_server_method: [undefined, undefined],
+  TLSv1_2_method: ['TLSv1.2', 'TLSv1.2'],
+  TLSv1_2_client_method: ['TLSv1.2', 'TLSv1.2'],
+  TLSv1_2_server_method: ['TLSv1.2', 'TLSv1.2'],
+}
+
+/** minVersion/maxVersion, or what secureProtocol means (never both, as node:tls). */
+function versions(o: SecureContextOptions): { minVersion?: string; maxVersion?: string } {
+  const method = o.secureProtocol
+  if (method == null) return { minVersion: o.minVersion ?? undefined, maxVersion: o.maxVersion ?? undefined }
+  if (o.minVersion != null || o.maxVersion != null) {
+    throw argumentError('ERR_TLS_PROTOCOL_VERSION_CONFLICT', `TLS protocol version "${o.minVersion ?? o.maxVersion}" conflicts with secureProtocol "${method}"`)
+  }
+  const range = METHODS[method]
+  if (!range) {
+    const known = /^(TLSv1|TLSv1_1|SSLv3|DTLS\w*)_(client_|server_)?method$/.test(method)
+    throw known
+      ? argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${method}: TLS 1.0, TLS 1.1 and SSLv3 are not supported (TLSv1.2, TLSv1.3 are)`)
+      : argumentError('ERR_TLS_INVALID_PROTOCOL_METHOD', `Unknown method: ${method}`)
+  }
+  return { minVersion: range[0], maxVersion: range[1] }
 }
 
 const listOf = <T>(value: T | T[] | null | undefined | false): T[] => (present(value) ? (Array.isArray(value) ? value : [value]) : [])

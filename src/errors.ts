@@ -49,6 +49,8 @@ const argumentErrorClass: Record<string, ErrorConstructor> = {
   ERR_INVALID_ARG_TYPE: TypeError,
   ERR_INVALID_ARG_VALUE: TypeError,
   ERR_TLS_INVALID_PROTOCOL_VERSION: TypeError,
+  ERR_TLS_INVALID_PROTOCOL_METHOD: TypeError,
+  ERR_TLS_PROTOCOL_VERSION_CONFLICT: TypeError,
   ERR_OUT_OF_RANGE: RangeError,
 }
 

@@ -152,6 +152,8 @@ export class KtlsSocket extends net.Socket {
   private connectingRaw?: net.Socket
   /** Records carried over a transport that has no descriptor of ours. */
   private carrier?: DuplexCarrier
+  /** setServername()'s choice. */
+  private sniName?: string
   /** The TCP socket of `new KtlsSocket()`, until connect() is called. */
   private pendingRaw?: net.Socket
 
@@ -257,7 +259,7 @@ export class KtlsSocket extends net.Socket {
     let conn
     try {
       if (!this.isServer) {
-        conn = binding.streamClient(this.context.clientContext(), this.options.servername || this.options.host || 'localhost')
+        conn = binding.streamClient(this.context.clientContext(), this.serverName())
       } else if (this.options.SNICallback) {
         conn = binding.streamServerChoosing()
       } else {
@@ -312,7 +314,7 @@ export class KtlsSocket extends net.Socket {
     // With an SNICallback the context is chosen once the ClientHello is in.
     if (this.isServer && this.options.SNICallback) return binding.acceptServerChoosing(fd, mode, reactor, this.token)
     if (this.isServer) return binding.acceptServer(this.context.serverContext(this.options), fd, mode, reactor, this.token)
-    const servername = this.options.servername || this.options.host || 'localhost'
+    const servername = this.serverName()
     return binding.connectClient(this.context.clientContext(), fd, servername, mode, reactor, this.token)
   }
 
@@ -425,7 +427,7 @@ export class KtlsSocket extends net.Socket {
     let error: Error | undefined = chainCode ? verifyError(chainCode) : undefined
     if (!error) {
       const check = this.options.checkServerIdentity ?? tls.checkServerIdentity
-      const host = this.options.servername || this.options.host || 'localhost'
+      const host = this.serverName()
       error = check(host, this.getPeerCertificate()) ?? undefined
     }
     if (!error) {
@@ -886,8 +888,46 @@ export class KtlsSocket extends net.Socket {
     return this.info?.protocol ?? null
   }
 
+  /** Whether the handshake resumed a session (rustls resumes within one context by itself). */
   isSessionReused(): boolean {
+    return this.info?.resumed ?? false
+  }
+
+  /**
+   * The key exchange, as node:tls reports it: on a client, `{ type, name,
+   * size }`; `{}` on a server or before the handshake, null once destroyed.
+   */
+  getEphemeralKeyInfo(): object | null {
+    if (this.destroyed) return null
+    const group = this.info?.keyExchangeGroup
+    if (this.isServer || !group) return {}
+    return EPHEMERAL_KEYS[group] ?? { type: 'KEM', name: group }
+  }
+
+  /**
+   * As node:tls: asks that renegotiation be refused. rustls never
+   * renegotiates (TLS 1.3 has none; a TLS 1.2 peer's request is refused), so
+   * this is always in force.
+   */
+  disableRenegotiation(): void {}
+
+  /** Renegotiation is not available (see disableRenegotiation): false, and the callback gets why, as node:tls reports a refusal. */
+  renegotiate(_options: object, callback?: (err: Error | null) => void): boolean {
+    const err = new KtlsError('ERR_TLS_RENEGOTIATION_DISABLED', 'TLS session renegotiation disabled for this socket')
+    if (typeof callback === 'function') process.nextTick(callback, err)
     return false
+  }
+
+  /** The name to send as SNI, before the handshake starts (as node:tls's client setServername). */
+  setServername(name: string): void {
+    if (typeof name !== 'string') throw argumentError('ERR_INVALID_ARG_TYPE', 'The "name" argument must be of type string')
+    if (this.isServer) throw new KtlsError('ERR_TLS_SNI_FROM_SERVER', 'Cannot issue SNI from a TLS server-side socket')
+    this.sniName = name
+  }
+
+  /** The name a client asks for (SNI) and checks the certificate against. */
+  private serverName(): string {
+    return this.sniName || this.options.servername || this.options.host || 'localhost'
   }
 
   override setNoDelay(noDelay = true): this {
@@ -992,6 +1032,13 @@ function wrappedAllowHalfOpen(socket: unknown): boolean | undefined {
 /** What libuv gives a write it cancels when the handle closes. */
 function canceledWrite(): Error {
   return Object.assign(new Error('write ECANCELED'), { code: 'ECANCELED', errno: -osConstants.errno.ECANCELED, syscall: 'write' })
+}
+
+// node:tls's getEphemeralKeyInfo() for the groups rustls negotiates.
+const EPHEMERAL_KEYS: Record<string, object> = {
+  X25519: { type: 'ECDH', name: 'X25519', size: 253 },
+  secp256r1: { type: 'ECDH', name: 'prime256v1', size: 256 },
+  secp384r1: { type: 'ECDH', name: 'secp384r1', size: 384 },
 }
 
 const NO_DESCRIPTOR = 'the transport is a stream with no TCP descriptor: records stay in userspace'

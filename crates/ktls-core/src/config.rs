@@ -34,6 +34,9 @@ pub struct CommonOptions {
     /// `ciphers`: colon-separated IANA suite names, in preference order;
     /// empty means `DEFAULT_CIPHERS`.
     pub ciphers: Option<String>,
+    /// `ecdhCurve`: key exchange groups by rustls's names ("X25519",
+    /// "secp256r1", ...), in preference order; empty means rustls's default.
+    pub groups: Vec<String>,
 }
 
 /// Client-side options.
@@ -296,6 +299,19 @@ fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
             .iter()
             .position(|w| w.eq_ignore_ascii_case(name) || w.eq_ignore_ascii_case(&iana))
     };
+    if !options.groups.is_empty() {
+        let rank = |group: &&'static dyn rustls::crypto::SupportedKxGroup| {
+            let name = format!("{:?}", group.name());
+            options.groups.iter().position(|g| *g == name)
+        };
+        provider.kx_groups.retain(|g| rank(g).is_some());
+        provider.kx_groups.sort_by_key(rank);
+        if provider.kx_groups.is_empty() {
+            return Err(Error::InvalidArgument(
+                "ecdhCurve: no supported group".into(),
+            ));
+        }
+    }
     provider.cipher_suites.retain(|suite| rank(suite).is_some());
     provider.cipher_suites.sort_by_key(rank);
     if provider.cipher_suites.is_empty() {

@@ -40,6 +40,10 @@ pub struct HandshakeInfo {
     pub chain_error: Option<String>,
     /// Server side: which of the context's certificates was served.
     pub identity: usize,
+    /// The session was resumed (no full handshake).
+    pub resumed: bool,
+    /// The key exchange group, as rustls names it ("X25519", "secp256r1", ...).
+    pub key_exchange_group: Option<String>,
 }
 
 impl HandshakeInfo {
@@ -510,6 +514,10 @@ pub(crate) fn capture_info(
         let name = suite.suite().as_str().unwrap_or_default();
         info.cipher_suite = name.replacen("TLS13_", "TLS_", 1);
     }
+    info.resumed = common.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    info.key_exchange_group = common
+        .negotiated_key_exchange_group()
+        .map(|group| format!("{:?}", group.name()));
     info.protocol = match common.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
         _ => "TLSv1.3".into(),

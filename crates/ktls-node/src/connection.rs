@@ -23,6 +23,10 @@ pub struct HandshakeInfo {
     pub chain_error: Option<String>,
     /// Server side: the index of the certificate served (of `cert`'s list).
     pub identity: u32,
+    /// A resumed session (no full handshake).
+    pub resumed: bool,
+    /// The key exchange group ("X25519", "secp256r1", "secp384r1", ...).
+    pub key_exchange_group: Option<String>,
     /// Whether each direction went to the kernel.
     pub offload: Offload,
 }
@@ -359,6 +363,8 @@ pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) 
         protocol: info.protocol.clone(),
         chain_error: info.chain_error.clone(),
         identity: u32::try_from(info.identity).unwrap_or(0),
+        resumed: info.resumed,
+        key_exchange_group: info.key_exchange_group.clone(),
         offload,
     }
 }

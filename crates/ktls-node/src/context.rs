@@ -16,6 +16,8 @@ pub struct ContextOptions {
     pub min_version: Option<String>,
     pub max_version: Option<String>,
     pub ciphers: Option<String>,
+    /// Key exchange groups by rustls's names, in preference order.
+    pub groups: Option<Vec<String>>,
     pub ca: Option<Vec<Buffer>>,
     /// Certificate chains (PEM), paired by index with `key`.
     pub cert: Option<Vec<Buffer>>,
@@ -37,6 +39,7 @@ fn common(options: &ContextOptions) -> CommonOptions {
         min_version: options.min_version.clone(),
         max_version: options.max_version.clone(),
         ciphers: options.ciphers.clone(),
+        groups: options.groups.clone().unwrap_or_default(),
     }
 }
 
