@@ -53,6 +53,10 @@ export declare class Connection {
   arm(interest: number): void
   /** What the handshake negotiated and where the records now go. */
   info(): HandshakeInfo
+  /** Keeps NSS key log lines from now on (node:tls's 'keylog'). */
+  logKeys(on: boolean): void
+  /** Key log lines since the last call. */
+  takeKeylog(): Array<string>
   /** node:tls's `exportKeyingMaterial(length, label, context)`. */
   exportKeyingMaterial(length: number, label: Buffer, context?: Buffer | undefined | null): Buffer
   /** Closes the descriptor now (no close_notify). Idempotent. */
@@ -97,6 +101,10 @@ export declare class StreamConnection {
   takeOutput(): Buffer | null
   /** What the handshake negotiated; nothing is offloaded on such a transport. */
   info(reason: string): HandshakeInfo
+  /** Keeps NSS key log lines from now on (node:tls's 'keylog'). */
+  logKeys(on: boolean): void
+  /** Key log lines since the last call. */
+  takeKeylog(): Array<string>
   /** node:tls's `exportKeyingMaterial(length, label, context)`. */
   exportKeyingMaterial(length: number, label: Buffer, context?: Buffer | undefined | null): Buffer
   /** Drops the connection state. Idempotent. */

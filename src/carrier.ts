@@ -16,11 +16,14 @@ export interface CarrierEvents {
   /** The peer's close_notify, or the transport's end after the handshake. */
   end(): void
   fail(err: Error): void
+  /** NSS key log lines the last step produced (only after `logKeys()`). */
+  keylog(lines: string[]): void
 }
 
 export class DuplexCarrier {
   private secure = false
   private ended = false
+  private keylogOn = false
   private readonly onData = (chunk: Buffer | string) =>
     this.apply(() => this.conn.receive(typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
   private readonly onEnd = () => {
@@ -56,6 +59,12 @@ export class DuplexCarrier {
 
   info(reason: string): HandshakeInfo {
     return this.conn.info(reason)
+  }
+
+  /** Keeps the handshake's secrets as key log lines from now on (node:tls's 'keylog'). */
+  logKeys(): void {
+    this.conn.logKeys(true)
+    this.keylogOn = true
   }
 
   /** Continues a server that reported `clientHello` with the context chosen. */
@@ -102,12 +111,14 @@ export class DuplexCarrier {
     try {
       step = run()
     } catch (err) {
+      this.reportKeylog()
       // rustls queued the alert for the error: it goes out before the end.
       const alert = this.conn.takeOutput()
       if (alert) this.transport.write(alert)
       this.events.fail(fromNative(err))
       return
     }
+    this.reportKeylog()
     if (step.output) this.transport.write(step.output)
     if (step.clientHello) return this.events.clientHello(this.conn.requestedServername() ?? null)
     if (step.secure && !this.secure) {
@@ -119,5 +130,11 @@ export class DuplexCarrier {
       this.ended = true
       this.events.end()
     }
+  }
+
+  private reportKeylog(): void {
+    if (!this.keylogOn) return
+    const lines = this.conn.takeKeylog()
+    if (lines.length > 0) this.events.keylog(lines)
   }
 }

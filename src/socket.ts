@@ -152,6 +152,8 @@ export class KtlsSocket extends net.Socket {
   private connectingRaw?: net.Socket
   /** Records carried over a transport that has no descriptor of ours. */
   private carrier?: DuplexCarrier
+  /** The binding keeps key log lines for 'keylog' listeners. */
+  private keylogOn = false
   /** setServername()'s choice. */
   private sniName?: string
   /** The TCP socket of `new KtlsSocket()`, until connect() is called. */
@@ -283,8 +285,10 @@ export class KtlsSocket extends net.Socket {
         this.read(0)
       },
       fail: (err) => this.fail(err),
+      keylog: (lines) => this.emitKeylog(lines),
     })
     this.carrier = carrier
+    if (this.wantsKeylog()) carrier.logKeys()
     if (!this.isServer) this.emit('connect')
     this.carrier.start(alreadyRead)
   }
@@ -301,6 +305,10 @@ export class KtlsSocket extends net.Socket {
     try {
       // A server without a key or certificate finds out here, as node:tls does.
       this.conn = this.openConnection(fd, reactor)
+      if (this.wantsKeylog()) {
+        this.conn.logKeys(true)
+        this.keylogOn = true
+      }
       if (alreadyRead && alreadyRead.length > 0) this.conn.prependReceived(alreadyRead)
     } catch (err) {
       return this.fail(fromNative(err))
@@ -323,8 +331,10 @@ export class KtlsSocket extends net.Socket {
     try {
       progress = this.conn!.handshake()
     } catch (err) {
+      this.takeKeylog()
       return this.fail(fromNative(err))
     }
+    this.takeKeylog()
     if (progress === HandshakeProgress.Done) return this.onHandshakeDone()
     if (progress === HandshakeProgress.ClientHello) {
       const conn = this.conn!
@@ -419,6 +429,29 @@ export class KtlsSocket extends net.Socket {
     const callback = this.options.SNICallback
     if (servername && callback) callback(servername, chosen)
     else chosen(null)
+  }
+
+  /** node:tls's 'keylog' is wanted: on the server for its sockets, on a client socket for itself. */
+  private wantsKeylog(): boolean {
+    const server = this.options.server
+    return server ? server.listenerCount('keylog') > 0 : this.listenerCount('keylog') > 0
+  }
+
+  /** Emits what the last handshake step logged, when 'keylog' is wanted. */
+  private takeKeylog(): void {
+    if (!this.conn || !this.keylogOn) return
+    const lines = this.conn.takeKeylog()
+    if (lines.length > 0) this.emitKeylog(lines)
+  }
+
+  /** NSS key log lines, as node:tls emits them: `(line)` on a client, `(line, socket)` on the server. */
+  private emitKeylog(lines: string[]): void {
+    const server = this.options.server
+    for (const line of lines) {
+      const buffer = Buffer.from(line)
+      if (server) server.emit('keylog', buffer, this)
+      else this.emit('keylog', buffer)
+    }
   }
 
   /** Node's order: chain first, then checkServerIdentity; reject only if asked. */

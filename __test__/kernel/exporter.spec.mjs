@@ -2,8 +2,9 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { exporterSuite } from '../helpers/suites/exporter.mjs'
+import { exporterSuite, keylogSuite } from '../helpers/suites/exporter.mjs'
 
 test.after.always(cleanupAll)
 
 exporterSuite(tlsEnv('kernel'))
+keylogSuite(tlsEnv('kernel'))

@@ -66,3 +66,45 @@ export function exporterSuite(env) {
     await srv.close()
   })
 }
+
+/** NSS key log lines: LABEL <client random, hex> <secret, hex>. */
+const KEYLOG_LINE = /^([A-Z_0-9]+) ([0-9a-f]{64}) ([0-9a-f]+)\n$/
+
+export function keylogSuite(env) {
+  env.test(env.title("'keylog' gives NSS key log lines on the client and on the server, the same lines node:tls gives its peer"), async (t) => {
+    const certs = getCerts()
+    // Our client, node:tls server: both sides log the same secrets.
+    const nodeLines = []
+    const srv = await startNodeServer({})
+    srv.server.on('keylog', (line) => nodeLines.push(String(line)))
+    const ourLines = []
+    const c = track(ktls.connect({ port: srv.port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+    c.on('keylog', (line) => {
+      t.true(Buffer.isBuffer(line))
+      ourLines.push(String(line))
+    })
+    await onceEvent(c, 'secureConnect', { timeout: env.ms(10000) })
+    env.assertPath(t, c)
+    while (nodeLines.length < 5) await new Promise((r) => setTimeout(r, 5))
+    t.is(ourLines.length, 5, 'TLS 1.3: two handshake, two traffic secrets and the exporter secret')
+    for (const line of ourLines) t.regex(line, KEYLOG_LINE)
+    t.deepEqual([...ourLines].sort(), [...nodeLines].sort())
+    c.destroy()
+    await srv.close()
+
+    // Our server, node:tls client: (line, socket) on the server.
+    const ourServer = await startKtlsServer({})
+    const serverLines = []
+    ourServer.server.on('keylog', (line, socket) => serverLines.push([String(line), socket]))
+    const clientLines = []
+    const client = track(tls.connect({ port: ourServer.port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+    client.on('keylog', (line) => clientLines.push(String(line)))
+    await onceEvent(client, 'secureConnect', { timeout: env.ms(10000) })
+    const s = await ourServer.nextSocket()
+    env.assertPath(t, s)
+    t.true(serverLines.every(([, socket]) => socket === s))
+    t.deepEqual(serverLines.map(([line]) => line).sort(), [...clientLines].sort())
+    client.destroy()
+    await ourServer.close()
+  })
+}

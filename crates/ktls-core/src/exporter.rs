@@ -94,6 +94,8 @@ pub(crate) struct Captured {
     tls13: Option<OkmBlock>,
     tls12: Option<([u8; 32], OkmBlock)>,
     server_random: Option<[u8; 32]>,
+    /// node:tls's 'keylog': NSS key log lines, kept only when asked for.
+    pub(crate) keylog: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Captured {
@@ -118,19 +120,25 @@ impl Captured {
         }
     }
 
-    /// The exporter for `suite`, once the handshake is over.
-    pub(crate) fn into_exporter(self, suite: SupportedCipherSuite) -> Option<Exporter> {
+    /// The exporter for `suite`, once the handshake is over (the secrets
+    /// move into it; key log lines stay to be taken).
+    pub(crate) fn take_exporter(&mut self, suite: SupportedCipherSuite) -> Option<Exporter> {
+        let (tls13, tls12, server_random) = (
+            self.tls13.take(),
+            self.tls12.take(),
+            self.server_random.take(),
+        );
         match suite {
             SupportedCipherSuite::Tls13(_) => Some(Exporter {
                 suite,
-                secret: self.tls13?,
+                secret: tls13?,
                 randoms: None,
             }),
             SupportedCipherSuite::Tls12(_) => {
-                let (client_random, master) = self.tls12?;
+                let (client_random, master) = tls12?;
                 let mut randoms = [0; 64];
                 randoms[..32].copy_from_slice(&client_random);
-                randoms[32..].copy_from_slice(&self.server_random?);
+                randoms[32..].copy_from_slice(&server_random?);
                 Some(Exporter {
                     suite,
                     secret: master,
@@ -162,16 +170,15 @@ pub(crate) fn capturing<T>(into: &mut Captured, f: impl FnOnce() -> T) -> T {
 pub(crate) struct ExporterKeyLog;
 
 impl KeyLog for ExporterKeyLog {
-    fn will_log(&self, label: &str) -> bool {
-        label == "EXPORTER_SECRET" || label == "CLIENT_RANDOM"
-    }
-
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
         CAPTURING.with(|slot| {
             let mut slot = slot.borrow_mut();
             let Some(captured) = slot.as_mut() else {
                 return;
             };
+            if let Some(lines) = captured.keylog.as_mut() {
+                lines.push(format!("{label} {} {}\n", hex(client_random), hex(secret)));
+            }
             match label {
                 "EXPORTER_SECRET" => captured.tls13 = Some(OkmBlock::new(secret)),
                 "CLIENT_RANDOM" => {
@@ -185,4 +192,14 @@ impl KeyLog for ExporterKeyLog {
             }
         });
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }

@@ -184,6 +184,21 @@ impl Session {
         &self.info
     }
 
+    /// Keeps the handshake's secrets as NSS key log lines (node:tls's
+    /// 'keylog'), from the next step on; `take_keylog` hands them out.
+    pub fn log_keys(&mut self, on: bool) {
+        self.captured.keylog = on.then(Vec::new);
+    }
+
+    /// The key log lines logged since the last call.
+    pub fn take_keylog(&mut self) -> Vec<String> {
+        self.captured
+            .keylog
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Keying material (RFC 8446 §7.5 / RFC 5705), as node:tls's
     /// `exportKeyingMaterial`; from the handshake's secrets, so it works
     /// the same once the kernel holds the traffic keys.
@@ -282,7 +297,7 @@ impl Session {
             self.client_check.as_deref(),
         );
         if let Some(suite) = tls.common().negotiated_cipher_suite() {
-            self.exporter = std::mem::take(&mut self.captured).into_exporter(suite);
+            self.exporter = self.captured.take_exporter(suite);
         }
         let cipher = tls
             .common()

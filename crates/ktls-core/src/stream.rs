@@ -115,6 +115,21 @@ impl StreamSession {
         }
     }
 
+    /// Keeps the handshake's secrets as NSS key log lines (node:tls's
+    /// 'keylog'), from the next step on; `take_keylog` hands them out.
+    pub fn log_keys(&mut self, on: bool) {
+        self.captured.keylog = on.then(Vec::new);
+    }
+
+    /// The key log lines logged since the last call.
+    pub fn take_keylog(&mut self) -> Vec<String> {
+        self.captured
+            .keylog
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Keying material, as `Session::export_keying_material`.
     pub fn export_keying_material(
         &self,
@@ -188,7 +203,7 @@ impl StreamSession {
                 self.client_check.as_deref(),
             );
             if let Some(suite) = tls.common().negotiated_cipher_suite() {
-                self.exporter = std::mem::take(&mut self.captured).into_exporter(suite);
+                self.exporter = self.captured.take_exporter(suite);
             }
         }
         Ok(self.state())

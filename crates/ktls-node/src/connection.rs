@@ -322,6 +322,19 @@ impl Connection {
         Ok(handshake_info(session.info(), offload))
     }
 
+    /// Keeps NSS key log lines from now on (node:tls's 'keylog').
+    #[napi]
+    pub fn log_keys(&mut self, on: bool) -> napi::Result<(), String> {
+        self.session()?.log_keys(on);
+        Ok(())
+    }
+
+    /// Key log lines since the last call.
+    #[napi]
+    pub fn take_keylog(&mut self) -> napi::Result<Vec<String>, String> {
+        Ok(self.session()?.take_keylog())
+    }
+
     /// node:tls's `exportKeyingMaterial(length, label, context)`.
     #[napi]
     pub fn export_keying_material(
