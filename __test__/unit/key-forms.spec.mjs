@@ -64,13 +64,22 @@ test('PKCS#1 RSA and SEC1 EC keys serve as node:tls does', async (t) => {
 test('an RSA and an ECDSA certificate on one server: each client gets one it can verify, as node:tls picks', async (t) => {
   // Keys and certificates in different orders: they are paired by matching.
   const options = { key: [certs.server.key, certs.rsa.key], cert: [certs.rsa.cert, certs.server.cert] }
-  for (const clientOptions of [{}, { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256', maxVersion: 'TLSv1.2' }, { sigalgs: 'rsa_pss_rsae_sha256' }, { sigalgs: 'ecdsa_secp256r1_sha256' }]) {
+  const clients = [
+    {},
+    { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256', maxVersion: 'TLSv1.2' },
+    { sigalgs: 'rsa_pss_rsae_sha256' },
+    { sigalgs: 'ecdsa_secp256r1_sha256' },
+    // A TLS 1.2 client whose only suite needs an RSA key, though it prefers ECDSA signatures.
+    { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' },
+  ]
+  for (const clientOptions of clients) {
     const ours = await served(ktls, options, clientOptions)
     t.deepEqual(ours, await served(tls, options, clientOptions), JSON.stringify(clientOptions))
     t.true(ours.authorized)
   }
   t.is((await served(ktls, options, { sigalgs: 'rsa_pss_rsae_sha256' })).type, 'rsa')
   t.is((await served(ktls, options, { sigalgs: 'ecdsa_secp256r1_sha256' })).type, 'ec')
+  t.is((await served(ktls, options, { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).type, 'rsa')
   const mismatched = t.throws(() => ktls.createServer({ key: [certs.server.key], cert: [certs.rsa.cert] }))
   t.is(mismatched.code, 'ERR_INVALID_ARG_VALUE')
 })

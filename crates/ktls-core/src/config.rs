@@ -616,14 +616,28 @@ impl fmt::Debug for RecordHello {
 impl ResolvesServerCert for RecordHello {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // As OpenSSL with several certificates: by the client's signature
-        // scheme preference, the first certificate whose key can sign with it.
+        // scheme preference, the first certificate whose key can sign with it
+        // (and, for a TLS 1.2-only client, that one of its suites can use).
+        let suites: Vec<String> = client_hello
+            .cipher_suites()
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect();
+        let tls12_only = !suites.iter().any(|s| s.starts_with("TLS13_"));
+        let suite_allows = |key: &CertifiedKey| {
+            let auth = match key.key.algorithm() {
+                rustls::SignatureAlgorithm::RSA => "_RSA_",
+                _ => "_ECDSA_",
+            };
+            !tls12_only || suites.iter().any(|s| s.contains(auth))
+        };
         let identity = client_hello
             .signature_schemes()
             .iter()
             .find_map(|scheme| {
                 self.0
                     .iter()
-                    .position(|c| c.key.choose_scheme(&[*scheme]).is_some())
+                    .position(|c| c.key.choose_scheme(&[*scheme]).is_some() && suite_allows(c))
             })
             .unwrap_or(0);
         let hello = ResolvedHello {
