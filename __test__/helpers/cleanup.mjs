@@ -19,8 +19,12 @@ export function track(resource) {
   return resource
 }
 
-/** Destroys/closes everything still registered. */
-export async function cleanupAll({ timeout = 5000 } = {}) {
+/**
+ * Destroys/closes everything still registered. As a `test.after` hook it is
+ * given ava's execution context, whose `timeout` is a method: only a number counts.
+ */
+export async function cleanupAll(options) {
+  const timeout = typeof options?.timeout === 'number' ? options.timeout : 5000
   const fns = [...cleanups]
   cleanups.clear()
   let timer

@@ -84,6 +84,8 @@ pub struct Session {
     captured: Captured,
     /// What `export_keying_material` derives from, once the handshake is over.
     exporter: Option<Exporter>,
+    /// The last userspace read returned less than asked for.
+    drained: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -157,6 +159,7 @@ impl Session {
             client_check: None,
             captured: Captured::default(),
             exporter: None,
+            drained: false,
             state,
             bufs: Buffers::default(),
             mode,
@@ -391,6 +394,13 @@ impl Session {
             if pumped == Pumped::PeerClosed {
                 return Ok(ReadOutcome::Eof);
             }
+            // The last read came up short: the socket is most likely empty,
+            // so wait for readiness instead of paying a read for EAGAIN (as
+            // libuv does). Data that came in since makes the re-arm report at once.
+            if std::mem::take(&mut self.drained) {
+                self.bufs.release_idle();
+                return Ok(ReadOutcome::WouldBlock);
+            }
             match self.read_ciphertext()? {
                 ReadOutcome::Data(_) => continue,
                 other => return Ok(other),
@@ -406,7 +416,10 @@ impl Session {
             CHUNK,
         ))? {
             Some(0) => Ok(ReadOutcome::Eof),
-            Some(n) => Ok(ReadOutcome::Data(n)),
+            Some(n) => {
+                self.drained = n < CHUNK;
+                Ok(ReadOutcome::Data(n))
+            }
             None => {
                 self.bufs.release_idle();
                 Ok(ReadOutcome::WouldBlock)
