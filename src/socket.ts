@@ -928,13 +928,15 @@ export class KtlsSocket extends net.Socket {
 
   /**
    * The key exchange, as node:tls reports it: on a client, `{ type, name,
-   * size }`; `{}` on a server or before the handshake, null once destroyed.
+   * size }` for an (EC)DH group; `{}` for a hybrid post-quantum one, on a
+   * server or before the handshake; null once destroyed.
    */
   getEphemeralKeyInfo(): object | null {
     if (this.destroyed) return null
     const group = this.info?.keyExchangeGroup
     if (this.isServer || !group) return {}
-    return EPHEMERAL_KEYS[group] ?? { type: 'KEM', name: group }
+    // A hybrid post-quantum group (X25519MLKEM768): reported as this Node's node:tls does.
+    return EPHEMERAL_KEYS[group] ?? hybridKeyInfo(group)
   }
 
   /**
@@ -1072,6 +1074,12 @@ const EPHEMERAL_KEYS: Record<string, object> = {
   X25519: { type: 'ECDH', name: 'X25519', size: 253 },
   secp256r1: { type: 'ECDH', name: 'prime256v1', size: 256 },
   secp384r1: { type: 'ECDH', name: 'secp384r1', size: 384 },
+}
+
+/** node:tls on Node 24+ names a group it has no key type for; Node 22 (OpenSSL 3.5 too) gives {}. */
+function hybridKeyInfo(group: string): object {
+  const major = Number(process.versions.node.split('.')[0])
+  return major >= 24 ? { type: 'TLSGroup', name: group, size: undefined } : {}
 }
 
 const NO_DESCRIPTOR = 'the transport is a stream with no TCP descriptor: records stay in userspace'
