@@ -53,8 +53,10 @@ function defaultAnchors(): Pem[] {
 }
 
 /** Every certificate of a list of PEM texts (a text may hold several). */
-function splitPems(pems: readonly Pem[]): string[] {
-  return pems.flatMap((pem) => String(pem).match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [])
+function splitPems(pems: readonly (Pem | ArrayBufferView)[]): string[] {
+  const text = (pem: Pem | ArrayBufferView) =>
+    ArrayBuffer.isView(pem) ? Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength).toString() : String(pem)
+  return pems.flatMap((pem) => text(pem).match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [])
 }
 
 /** The certificates `ca` names (each PEM may hold several), else Node's default anchors. */

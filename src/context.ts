@@ -100,7 +100,9 @@ export function createSecureContext(options: SecureContextOptions = {}): SecureC
  * node:tls, one without either can still be created (its handshakes fail).
  */
 export function hasCredentials(options: SecureContextOptions): boolean {
-  return present(options.key) || present(options.cert)
+  // Only a key and a certificate together can be checked; either alone is
+  // accepted as node:tls accepts it, and its handshakes fail.
+  return present(options.key) && present(options.cert)
 }
 
 function build<T>(make: () => T): T {
@@ -111,7 +113,12 @@ function build<T>(make: () => T): T {
   }
 }
 
-const toBuffer = (pem: Pem | Uint8Array): Buffer => (typeof pem === 'string' ? Buffer.from(pem) : Buffer.from(pem))
+/** A PEM given as a string, Buffer, TypedArray, DataView or ArrayBuffer. */
+function toBuffer(pem: Pem | ArrayBufferView | ArrayBuffer): Buffer {
+  if (typeof pem === 'string') return Buffer.from(pem)
+  if (ArrayBuffer.isView(pem)) return Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength)
+  return Buffer.from(pem)
+}
 
 // As node:tls, null means "not given"; for key, cert and ca, so does any
 // falsy value (node:tls tests `if (key)`).
@@ -191,9 +198,9 @@ const listOf = <T>(value: T | T[] | null | undefined | false): T[] => (present(v
 function identities(o: SecureContextOptions): { cert?: Buffer[]; key?: Buffer[] } {
   const certs = listOf(o.cert)
   const keys = listOf(o.key)
-  const chains = certs.map((cert) => completeChain(cert, o.ca))
+  const chains = certs.map((cert) => completeChain(toBuffer(cert), o.ca))
   const simple = keys.length <= 1 && certs.length <= 1 && !present(o.passphrase)
-  if (simple && keys.every((k) => !isKeyObjectOption(k) && !String(k).includes('ENCRYPTED'))) {
+  if (simple && keys.every((k) => !isKeyObjectOption(k) && !toBuffer(k).includes('ENCRYPTED'))) {
     return { cert: chains.length ? chains : undefined, key: keys.length ? keys.map((k) => toBuffer(k as Pem)) : undefined }
   }
   const parsed = keys.map((k) =>

@@ -1,6 +1,7 @@
 // Synchronous option checks, with Node's error codes, so a bad option
 // throws at the call site instead of failing a connection later. As in
 // node:tls, null means "not given".
+import { inspect } from 'node:util'
 import { argumentError } from './errors'
 
 const MODES = ['auto', 'require', 'off']
@@ -13,6 +14,9 @@ interface Checked {
   maxVersion?: unknown
   handshakeTimeout?: unknown
   SNICallback?: unknown
+  key?: unknown
+  cert?: unknown
+  ca?: unknown
 }
 
 export function validateOptions(options: Checked): void {
@@ -29,6 +33,10 @@ export function validateOptions(options: Checked): void {
       throw argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${String(version)} is not a supported TLS protocol version (TLSv1.2, TLSv1.3)`)
     }
   }
+  // In node:tls's order.
+  checkPemOption('ca', options.ca, false)
+  checkPemOption('cert', options.cert, false)
+  checkPemOption('key', options.key, true)
   if (options.SNICallback != null && typeof options.SNICallback !== 'function') {
     throw argumentError('ERR_INVALID_ARG_TYPE', 'The "options.SNICallback" property must be of type function')
   }
@@ -39,4 +47,42 @@ export function validateOptions(options: Checked): void {
     }
     if (timeout < 0) throw argumentError('ERR_OUT_OF_RANGE', 'options.handshakeTimeout must be >= 0')
   }
+}
+
+const isPemValue = (v: unknown): boolean => typeof v === 'string' || ArrayBuffer.isView(v) || v instanceof ArrayBuffer
+
+/**
+ * `key`, `cert` and `ca`: falsy (not given), a PEM (string, Buffer,
+ * TypedArray, DataView), or an array of them; in a `key` array an entry
+ * may also be `{ pem, passphrase }`. Node's error otherwise, word for word.
+ */
+function checkPemOption(name: string, value: unknown, objectsInArrays: boolean): void {
+  if (!value) return
+  const entries = Array.isArray(value) ? value : [value]
+  for (const entry of entries) {
+    const ok = isPemValue(entry) || (objectsInArrays && Array.isArray(value) && isPemObject(entry))
+    if (!ok) {
+      throw argumentError(
+        'ERR_INVALID_ARG_TYPE',
+        `The "options.${name}" property must be of type string or an instance of Buffer, TypedArray, or DataView.${received(entry)}`,
+      )
+    }
+  }
+}
+
+function isPemObject(entry: unknown): boolean {
+  return typeof entry === 'object' && entry !== null && isPemValue((entry as { pem?: unknown }).pem)
+}
+
+/** Node's " Received ..." tail of an ERR_INVALID_ARG_TYPE message. */
+function received(value: unknown): string {
+  if (value == null) return ` Received ${value}`
+  if (typeof value === 'function') return ` Received function ${value.name}`
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name
+    return name ? ` Received an instance of ${name}` : ` Received ${inspect(value, { depth: -1 })}`
+  }
+  let shown = inspect(value, { colors: false })
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
+  return ` Received type ${typeof value} (${shown})`
 }

@@ -310,3 +310,40 @@ test('allowHalfOpen follows the socket given to the constructor, else the option
     bare.destroy()
   }
 })
+
+test('key, cert and ca of the wrong type throw node:tls’s TypeError word for word; either half alone is accepted, as node:tls', (t) => {
+  const key = certs.server.key
+  const cert = certs.server.cert
+  const bad = [
+    { key: true, cert },
+    { key: { pem: Buffer.from(key) }, cert },
+    { key: [key, 1], cert },
+    { key, cert: true },
+    { key, cert: [cert, {}] },
+    { key, cert, ca: [certs.ca.cert, 10n] },
+    { key: true, cert: true },
+  ]
+  for (const options of bad) {
+    const theirs = t.throws(() => tls.createServer(options))
+    const ours = t.throws(() => ktls.createServer(options))
+    t.true(ours instanceof TypeError)
+    t.is(ours.code, theirs.code)
+    t.is(ours.message, theirs.message)
+  }
+  for (const options of [{ key: [key, key] }, { cert: [cert, cert] }, { key: [{ pem: Buffer.from(key) }] }]) {
+    t.notThrows(() => tls.createServer(options))
+    t.notThrows(() => ktls.createServer(options))
+  }
+})
+
+test('PEMs given as a DataView or an ArrayBuffer serve, as node:tls takes them', async (t) => {
+  const view = (pem) => {
+    const b = Buffer.from(pem)
+    return new DataView(b.buffer, b.byteOffset, b.byteLength)
+  }
+  const srv = await startKtlsServer({ key: view(certs.server.key), cert: Uint8Array.from(Buffer.from(certs.server.cert)) }, (s) => s.end('ok'))
+  const c = await ktlsConnect({ port: srv.port, ca: view(certs.ca.cert) })
+  t.true(c.authorized)
+  c.destroy()
+  await srv.close()
+})

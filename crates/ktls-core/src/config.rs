@@ -152,7 +152,8 @@ impl ClientContext {
             .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(handshake_verifier);
-        let mut config = if options.cert.is_empty() && options.key.is_empty() {
+        // A client certificate needs both halves; either alone is ignored.
+        let mut config = if options.cert.is_empty() || options.key.is_empty() {
             builder.with_no_client_auth()
         } else {
             let certified = Arc::new(certified_key_from_pem(
