@@ -16,8 +16,10 @@ async function loopbackPair() {
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const client = net.connect(server.address().port, '127.0.0.1')
+  const connected = once(client, 'connect')
   const [accepted] = await once(server, 'connection')
-  await once(client, 'connect').catch(() => {})
+  // Listened for before the accept: the client's 'connect' may come first.
+  await connected
   server.close()
   return { client, accepted }
 }
