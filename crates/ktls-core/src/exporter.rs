@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use rustls::crypto::tls13::{HkdfExpander, OkmBlock};
 use rustls::{KeyLog, SupportedCipherSuite};
 
+use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 
 /// What an exporter derives from, for the negotiated suite.
@@ -106,7 +107,7 @@ impl std::fmt::Debug for Captured {
 
 impl Captured {
     /// A ServerHello at the start of `records` gives the TLS 1.2 server random.
-    pub(crate) fn sniff_server_hello(&mut self, records: &[u8]) {
+    fn sniff_server_hello(&mut self, records: &[u8]) {
         const HANDSHAKE: u8 = 22;
         const SERVER_HELLO: u8 = 2;
         if self.server_random.is_none()
@@ -118,6 +119,15 @@ impl Captured {
             random.copy_from_slice(&records[11..43]);
             self.server_random = Some(random);
         }
+    }
+
+    /// One handshake step of `tls`: its logged secrets (and a TLS 1.2
+    /// ServerHello's random, in or out) are kept here.
+    pub(crate) fn pump(&mut self, tls: &mut Tls, bufs: &mut Buffers) -> Result<Pumped> {
+        self.sniff_server_hello(&bufs.incoming);
+        let pumped = capturing(self, || tls.pump(bufs, Offer::Nothing));
+        self.sniff_server_hello(bufs.pending_out());
+        pumped
     }
 
     /// The exporter for `suite`, once the handshake is over (the secrets
@@ -156,7 +166,7 @@ thread_local! {
 }
 
 /// Runs `f` (a step of one handshake) with its logged secrets going to `into`.
-pub(crate) fn capturing<T>(into: &mut Captured, f: impl FnOnce() -> T) -> T {
+fn capturing<T>(into: &mut Captured, f: impl FnOnce() -> T) -> T {
     CAPTURING.with(|slot| *slot.borrow_mut() = Some(std::mem::take(into)));
     let result = f();
     *into = CAPTURING

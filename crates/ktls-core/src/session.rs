@@ -15,7 +15,7 @@ use crate::config::{
 };
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
-use crate::exporter::{capturing, Captured, Exporter};
+use crate::exporter::{Captured, Exporter};
 use crate::hello::{peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
@@ -249,10 +249,7 @@ impl Session {
             let State::Handshaking(tls) = &mut self.state else {
                 return Ok(Progress::Done);
             };
-            self.captured.sniff_server_hello(&self.bufs.incoming);
-            let bufs = &mut self.bufs;
-            let pumped = capturing(&mut self.captured, || tls.pump(bufs, Offer::Nothing));
-            self.captured.sniff_server_hello(self.bufs.pending_out());
+            let pumped = self.captured.pump(tls, &mut self.bufs);
             if let Some(hello) = take_resolved_hello() {
                 self.info.note_hello(hello);
             }

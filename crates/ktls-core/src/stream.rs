@@ -13,7 +13,7 @@ use rustls::server::UnbufferedServerConnection;
 use crate::config::{take_resolved_hello, ClientChainCheck, ClientContext, ServerContext};
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
-use crate::exporter::{capturing, Captured, Exporter};
+use crate::exporter::{Captured, Exporter};
 use crate::hello::{peek_client_hello, Hello};
 use crate::session::{capture_info, no_exporter, HandshakeInfo};
 
@@ -181,10 +181,7 @@ impl StreamSession {
             }
             return Ok(self.state());
         };
-        self.captured.sniff_server_hello(&self.bufs.incoming);
-        let bufs = &mut self.bufs;
-        let pumped = capturing(&mut self.captured, || tls.pump(bufs, Offer::Nothing));
-        self.captured.sniff_server_hello(self.bufs.pending_out());
+        let pumped = self.captured.pump(tls, &mut self.bufs);
         if let Some(hello) = take_resolved_hello() {
             self.info.note_hello(hello);
         }
