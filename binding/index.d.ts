@@ -63,6 +63,26 @@ export declare class Connection {
   destroy(): void
 }
 
+/**
+ * A file and a socket, duplicated: closing either original is safe while a
+ * send runs. `close()` lets the duplicates go once no send needs them (a
+ * running send holds its own reference), rather than at garbage collection.
+ */
+export declare class FileSender {
+  constructor(socketFd: number, fileFd: number)
+  /**
+   * Sends `length` bytes from `offset` on the threadpool. `bytes` below
+   * `length` with no `code` means the file ended first.
+   */
+  send(offset: number, length: number): Promise<FileSent>
+  /** Stops a running send within a fraction of a second (`ECANCELED`). */
+  cancel(): void
+  /** `TLS_TX_ZEROCOPY_RO` on the socket (Linux 5.19+). */
+  setZeroCopy(): void
+  /** Drops this handle's duplicates (a running send keeps its own until it ends). */
+  close(): void
+}
+
 export declare class Reactor {
   /**
    * `onReady(batch)` gets `[token, bits, token, bits, ...]` with bit 1 =
@@ -132,6 +152,7 @@ export interface Capabilities {
   chacha20Poly1305: boolean
   rekey: boolean
   rxExpectNoPad: boolean
+  txZeroCopy: boolean
 }
 
 /** A client connection on a duplicate of `fd` (the caller closes its own). */
@@ -173,6 +194,17 @@ export interface ControlRecord {
 
 /** The suite order used when `ciphers` is not given. */
 export declare function defaultCiphers(): string
+
+/**
+ * What a send did. A Task's errors carry napi statuses, not our codes, so
+ * failures come back as values: `code` (e.g. `EPIPE`, `ECANCELED`) set
+ * means it failed.
+ */
+export interface FileSent {
+  bytes: number
+  code?: string
+  message?: string
+}
 
 /** What the kernel smoke test reads back after installing a fixed key. */
 export interface FixedKeyOffload {

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.ClientSecureContext = nativeBinding.ClientSecureContext
 module.exports.Connection = nativeBinding.Connection
+module.exports.FileSender = nativeBinding.FileSender
 module.exports.Reactor = nativeBinding.Reactor
 module.exports.ServerSecureContext = nativeBinding.ServerSecureContext
 module.exports.StreamConnection = nativeBinding.StreamConnection

@@ -6,6 +6,7 @@ export { Server, createServer, type ServerOptions } from './server'
 export { connect, upgrade, type ConnectOptions } from './connect'
 export { SecureContext, createSecureContext, type SecureContextOptions, type KtlsMode } from './context'
 export { KtlsError } from './errors'
+export type { FileSource, SendFileOptions } from './sendfile'
 
 /** The suites used when `ciphers` is not given, in preference order (as tls.DEFAULT_CIPHERS). */
 export const DEFAULT_CIPHERS: string = binding.defaultCiphers()
@@ -21,6 +22,8 @@ export interface Capabilities {
   }
   rekey: boolean
   rxExpectNoPad: boolean
+  /** `TLS_TX_ZEROCOPY_RO` (Linux 5.19+): sendFile's `zeroCopy` option takes effect. */
+  txZeroCopy: boolean
 }
 
 /** What this kernel can offload (probed once per process). */
@@ -36,6 +39,7 @@ export function capabilities(): Capabilities {
     },
     rekey: c.rekey,
     rxExpectNoPad: c.rxExpectNoPad,
+    txZeroCopy: c.txZeroCopy,
   }
   if (c.reason !== undefined) result.reason = c.reason
   return result

@@ -12,6 +12,8 @@ export interface StreamHandle {
   onread: (this: StreamHandle, arrayBuffer?: ArrayBuffer) => unknown
   readonly bytesRead: number
   readonly bytesWritten: number
+  /** Bytes libuv still has to write. */
+  readonly writeQueueSize?: number
   readStart(): number
   readStop(): number
   /** uv_tcp_open: (re)sets libuv's readable and writable flags. */
@@ -126,6 +128,11 @@ export function interceptReadErrors(handle: StreamHandle, onReadError: (errno: n
 export function reopenAfterReadError(handle: StreamHandle): boolean {
   handle.readStop()
   return typeof handle.open === 'function' && handle.open(handle.fd) === 0
+}
+
+/** Bytes queued in libuv's handle of `socket` and not yet written. */
+export function pendingHandleWrites(socket: net.Socket): number {
+  return fields(socket)._handle?.writeQueueSize ?? 0
 }
 
 /** net.Socket's `_unrefTimer`: an idle timeout (setTimeout) starts over on activity. */

@@ -20,6 +20,7 @@ export function probeReport(caps: Capabilities): string {
     for (const suite of SUITES) lines.push(`  ${suite.padEnd(30)}${caps.ciphers[suite] ? 'offloaded' : 'not offloaded'}`)
     lines.push(`key update        ${caps.rekey ? 'supported (rekey in place)' : 'not supported (Linux 6.14+): a peer KeyUpdate ends an offloaded connection'}`)
     lines.push(`rx no-padding     ${caps.rxExpectNoPad ? 'available' : 'not available'}`)
+    lines.push(`tx zero-copy      ${caps.txZeroCopy ? 'available (opt-in: zeroCopy)' : 'not available (Linux 5.19+)'}`)
   }
   lines.push(...advice(caps))
   return lines.join('\n')

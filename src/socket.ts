@@ -14,6 +14,7 @@ import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureCo
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
 import { judgeLegacyChain, peerChain, trustAnchors } from './chain'
+import { cancelFileSends, isFileMarker, runFileWrite, sendFile, writevAroundFiles, type FileSource, type SendFileOptions } from './sendfile'
 import type { Duplex } from 'node:stream'
 import {
   attachHandle,
@@ -710,6 +711,7 @@ export class KtlsSocket extends net.Socket {
   // ---- writing ----
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (isFileMarker(chunk)) return runFileWrite(this, chunk, callback)
     if (this.engine === 'libuv') return netSocket._write.call(this, chunk, encoding, callback)
     this._writev([{ chunk, encoding }], callback)
   }
@@ -718,6 +720,7 @@ export class KtlsSocket extends net.Socket {
     chunks: Array<{ chunk: Buffer | string; encoding: BufferEncoding }>,
     callback: (err?: Error | null) => void,
   ): void {
+    if (chunks.some((c) => isFileMarker(c.chunk))) return writevAroundFiles(this, chunks, (c, cb) => this._writev(c, cb), callback)
     switch (this.engine) {
       case 'libuv':
         return netSocket._writev.call(this, chunks, callback)
@@ -820,6 +823,7 @@ export class KtlsSocket extends net.Socket {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.handshakeTimer)
+    cancelFileSends(this)
     this.engine = 'closed'
     this.conn?.destroy()
     this.carrier?.destroy()
@@ -832,6 +836,34 @@ export class KtlsSocket extends net.Socket {
     // net.Socket closes the handle it holds: give it back if it is detached.
     if (this.tcp && !handleOf(this)) attachHandle(this, this.tcp)
     netSocket._destroy.call(this, err, callback)
+  }
+
+  // ---- sendFile (src/sendfile.ts) ----
+
+  /**
+   * Sends a file range after the writes before it, and before those after
+   * it; resolves with the bytes sent. sendfile(2) where the kernel writes
+   * the records (offloaded TX), reads and writes otherwise.
+   */
+  sendFile(file: FileSource, options?: SendFileOptions): Promise<number> {
+    return sendFile(this, file, options)
+  }
+
+  /** The descriptor sendfile(2) may write to: the kernel writes this socket's records (or there is no TLS). */
+  kernelTxFd(): number | undefined {
+    const fd = this.tcp?.fd
+    const kernelWrites = this.engine === 'libuv' || (this.engine === 'own' && !this.userspaceRecords)
+    return kernelWrites && typeof fd === 'number' && fd >= 0 ? fd : undefined
+  }
+
+  /** One chunk through this socket's engine, bypassing the stream's queue (sendFile's fallback). */
+  writeDirect(chunk: Buffer, callback: (err?: Error | null) => void): void {
+    this._writev([{ chunk, encoding: 'buffer' as BufferEncoding }], callback)
+  }
+
+  /** Bytes sendfile(2) wrote, which libuv's counter does not see. */
+  countWritten(bytes: number): void {
+    this.ownBytesWritten += bytes
   }
 
   // ---- node:tls / net.Socket surface ----

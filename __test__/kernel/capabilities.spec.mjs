@@ -34,6 +34,10 @@ kernelTest('capabilities().rekey is true exactly on kernels with kTLS KeyUpdate 
   t.is(ktls.capabilities().rekey, kernelSupportsRekey())
 })
 
+kernelTest('capabilities().txZeroCopy is true on kernels with TLS_TX_ZEROCOPY_RO (>= 5.19)', (t) => {
+  t.is(ktls.capabilities().txZeroCopy, kernelAtLeast(5, 19))
+})
+
 kernelTest('capabilities().rxExpectNoPad is true on kernels with TLS_RX_EXPECT_NO_PAD (>= 6.0)', (t) => {
   t.is(ktls.capabilities().rxExpectNoPad, kernelAtLeast(6, 0))
 })

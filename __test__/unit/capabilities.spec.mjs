@@ -19,6 +19,7 @@ test('capabilities() has the documented shape', (t) => {
   t.is(typeof caps.ulp, 'boolean')
   t.is(typeof caps.rekey, 'boolean')
   t.is(typeof caps.rxExpectNoPad, 'boolean')
+  t.is(typeof caps.txZeroCopy, 'boolean')
   t.is(typeof caps.ciphers, 'object')
   t.deepEqual(Object.keys(caps.ciphers).sort(), [...TLS13_SUITES].sort())
   for (const suite of TLS13_SUITES) t.is(typeof caps.ciphers[suite], 'boolean', suite)

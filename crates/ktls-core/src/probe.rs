@@ -23,6 +23,8 @@ pub struct Capabilities {
     pub rekey: bool,
     /// `TLS_RX_EXPECT_NO_PAD` is known to this kernel (Linux 6.0+).
     pub rx_expect_no_pad: bool,
+    /// `TLS_TX_ZEROCOPY_RO` is known to this kernel (Linux 5.19+).
+    pub tx_zero_copy: bool,
 }
 
 impl Capabilities {
@@ -47,6 +49,7 @@ fn probe() -> Capabilities {
         ciphers: KernelCipher::ALL.iter().map(|&c| (c, false)).collect(),
         rekey: false,
         rx_expect_no_pad: false,
+        tx_zero_copy: false,
     };
     if let Err(why) = probe_ulp() {
         caps.reason = Some(why);
@@ -59,6 +62,7 @@ fn probe() -> Capabilities {
     if let Some(&(cipher, _)) = caps.ciphers.iter().find(|(_, ok)| *ok) {
         caps.rekey = probe_rekey(cipher).unwrap_or(false);
         caps.rx_expect_no_pad = probe_no_pad(cipher).unwrap_or(false);
+        caps.tx_zero_copy = probe_zero_copy(cipher).unwrap_or(false);
     }
     caps
 }
@@ -125,4 +129,12 @@ fn probe_no_pad(cipher: KernelCipher) -> std::io::Result<bool> {
     sys::attach_tls_ulp(fd)?;
     sys::set_crypto_info(fd, Direction::Rx, &CryptoInfo::fixed_for_probe(cipher, 3))?;
     Ok(sys::set_rx_expect_no_pad(fd).is_ok())
+}
+
+fn probe_zero_copy(cipher: KernelCipher) -> std::io::Result<bool> {
+    let (client, _server) = loopback_pair()?;
+    let fd = client.as_fd();
+    sys::attach_tls_ulp(fd)?;
+    sys::set_crypto_info(fd, Direction::Tx, &CryptoInfo::fixed_for_probe(cipher, 4))?;
+    Ok(crate::sendfile::set_zero_copy(fd).is_ok())
 }

@@ -9,6 +9,7 @@
 mod connection;
 mod context;
 mod reactor;
+mod sendfile;
 mod stream;
 
 use napi_derive::napi;
@@ -34,6 +35,7 @@ pub struct Capabilities {
     pub chacha20poly1305: bool,
     pub rekey: bool,
     pub rx_expect_no_pad: bool,
+    pub tx_zero_copy: bool,
 }
 
 #[napi]
@@ -49,6 +51,7 @@ pub fn capabilities() -> Capabilities {
         chacha20poly1305: caps.supports(KernelCipher::Chacha20Poly1305),
         rekey: caps.rekey,
         rx_expect_no_pad: caps.rx_expect_no_pad,
+        tx_zero_copy: caps.tx_zero_copy,
     }
 }
 
