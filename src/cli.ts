@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 // `ktls serve` (also `npm start`) and `ktls probe`.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { capabilities } from './index'
 import { probeReport } from './probe'
-import { serve } from './serve'
+import { STATUS_PATH, serve } from './serve'
 
-const USAGE = `usage: ktls serve [--port 8443] [--host localhost] [--cert cert.pem --key key.pem]
+const USAGE = `usage: ktls serve [dir] [--port 8443] [--host localhost] [--cert cert.pem --key key.pem]
+                  [--max-age ms] [--zero-copy]
        ktls probe [--json]
 
-serve  HTTPS on ktls sockets, one log line per connection saying whether the
-       kernel encrypts (tx) and decrypts (rx) its records, and why not.
+serve  The files under dir (default: ./public if there is one, else the current
+       directory) over HTTPS on ktls sockets; where the kernel encrypts, file
+       bodies go out with sendfile(2). One log line per connection saying
+       whether the kernel encrypts (tx) and decrypts (rx) its records, and why
+       not. GET ${STATUS_PATH} answers with the connection's status as JSON.
        Without --cert/--key it uses a self-signed certificate made at first start.
+       --zero-copy: TLS_TX_ZEROCOPY_RO (Linux 5.19+); files must not change while sent.
 probe  What this kernel can offload, and what to do when it cannot.`
 
 async function main(argv: string[]): Promise<number> {
@@ -24,13 +30,15 @@ async function main(argv: string[]): Promise<number> {
       cert: { type: 'string' },
       key: { type: 'string' },
       json: { type: 'boolean' },
+      'max-age': { type: 'string' },
+      'zero-copy': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
   const command = positionals[0] ?? 'serve'
   if (values.help || command === 'help') return usage(0)
   if (command === 'probe') return probe(values.json === true)
-  if (command === 'serve') return startServing(values)
+  if (command === 'serve' && positionals.length <= 2) return startServing(values, positionals[1])
   return usage(2)
 }
 
@@ -44,7 +52,16 @@ function probe(json: boolean): number {
   return 0
 }
 
-async function startServing(values: { port?: string; host?: string; cert?: string; key?: string }): Promise<number> {
+interface ServeFlags {
+  port?: string
+  host?: string
+  cert?: string
+  key?: string
+  'max-age'?: string
+  'zero-copy'?: boolean
+}
+
+async function startServing(values: ServeFlags, dir: string | undefined): Promise<number> {
   if ((values.cert === undefined) !== (values.key === undefined)) {
     console.error('ktls serve: --cert and --key go together')
     return 2
@@ -54,6 +71,16 @@ async function startServing(values: { port?: string; host?: string; cert?: strin
     console.error(`ktls serve: --port must be a port number, not ${values.port}`)
     return 2
   }
+  const maxAge = values['max-age'] === undefined ? 0 : Number(values['max-age'])
+  if (!Number.isInteger(maxAge) || maxAge < 0) {
+    console.error(`ktls serve: --max-age must be milliseconds, not ${values['max-age']}`)
+    return 2
+  }
+  const root = dir === undefined ? defaultRoot() : resolve(dir)
+  if (!isDirectory(root)) {
+    console.error(`ktls serve: ${root} is not a directory`)
+    return 2
+  }
   console.log(probeReport(capabilities()))
   console.log('')
   const serving = await serve({
@@ -61,8 +88,11 @@ async function startServing(values: { port?: string; host?: string; cert?: strin
     host: values.host,
     cert: values.cert === undefined ? undefined : readFileSync(values.cert),
     key: values.key === undefined ? undefined : readFileSync(values.key),
+    root,
+    files: { maxAge, zeroCopy: values['zero-copy'] === true },
   })
   console.log(`serving ${serving.url}`)
+  console.log(`files ${root}`)
   if (serving.certPath) console.log(`certificate ${serving.certPath} (self-signed; try: curl --cacert ${serving.certPath} ${serving.url})`)
   const stop = () => {
     void serving.close().then(() => process.exit(0))
@@ -70,6 +100,20 @@ async function startServing(values: { port?: string; host?: string; cert?: strin
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   return -1 // keep running
+}
+
+/** ./public when there is one (the first run's page), else the current directory. */
+function defaultRoot(): string {
+  const pub = resolve('public')
+  return isDirectory(pub) ? pub : process.cwd()
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
 }
 
 main(process.argv.slice(2)).then(

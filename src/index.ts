@@ -7,6 +7,7 @@ export { connect, upgrade, type ConnectOptions } from './connect'
 export { SecureContext, createSecureContext, type SecureContextOptions, type KtlsMode } from './context'
 export { KtlsError } from './errors'
 export type { FileSource, SendFileOptions } from './sendfile'
+export { serveStatic, type ServeStaticOptions, type StaticHandler } from './static'
 
 /** The suites used when `ciphers` is not given, in preference order (as tls.DEFAULT_CIPHERS). */
 export const DEFAULT_CIPHERS: string = binding.defaultCiphers()

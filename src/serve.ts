@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream'
 import { HttpsServer, type HttpsServerOptions } from './http'
 import { generateSelfSigned } from './selfsigned'
 import type { KtlsSocket } from './socket'
+import { serveStatic, type ServeStaticOptions } from './static'
 
 export interface ServeOptions {
   /** Default 8443; 0 picks a free port. */
@@ -23,7 +24,17 @@ export interface ServeOptions {
   log?: (line: string) => void
   /** Anything else for the server: timeouts, handshakeTimeout, ciphers... */
   server?: HttpsServerOptions
+  /**
+   * Serve the files under this directory (GET and HEAD, serveStatic).
+   * Without it every request gets the status answer (see demoHandler).
+   */
+  root?: string
+  /** serveStatic's options for `root`. */
+  files?: ServeStaticOptions
 }
+
+/** Where a file server still answers with the connection's offload status. */
+export const STATUS_PATH = '/.well-known/ktls'
 
 export interface Serving {
   server: HttpsServer
@@ -38,7 +49,9 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   const log = options.log ?? ((line: string) => console.log(line))
   const credentials = options.key && options.cert ? { key: options.key, cert: options.cert } : defaultCertificate()
   const reading = new WeakSet<Duplex>() // sockets whose request body is still arriving
-  const server = new HttpsServer({ ...options.server, key: credentials.key, cert: credentials.cert }, demoHandler(log, reading))
+  const demo = demoHandler(log, reading)
+  const handler = options.root === undefined ? demo : siteHandler(options.root, options.files, demo)
+  const server = new HttpsServer({ ...options.server, key: credentials.key, cert: credentials.cert }, handler)
   server.on('secureConnection', (socket: KtlsSocket) => log(connectionLine(socket)))
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
     if (!unremarkable(err, socket, reading)) log(`${stamp()} ${peer(socket)} ${err.code ?? 'ERROR'}: ${err.message}`)
@@ -94,6 +107,16 @@ export function demoHandler(log: (line: string) => void, reading = new WeakSet<D
       res.setHeader('content-type', 'application/json')
       res.end(JSON.stringify(body) + '\n')
     })
+  }
+}
+
+/** Files for GET and HEAD; the status answer at STATUS_PATH and for requests with a body. */
+function siteHandler(root: string, options: ServeStaticOptions | undefined, demo: http.RequestListener): http.RequestListener {
+  const files = serveStatic(root, options)
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === STATUS_PATH || (req.method !== 'GET' && req.method !== 'HEAD')) return demo(req, res)
+    files(req, res)
   }
 }
 

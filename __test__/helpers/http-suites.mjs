@@ -993,7 +993,8 @@ export function cliSuite(env) {
     t.regex(first.lines[0], /^kernel\s/, 'the capability report comes first')
     t.is(first.certPath, join(home, 'cache', 'ktls', 'default-cert.pem'))
     t.regex(first.url, new RegExp(`^https://${HOST.replace(/\./g, '\\.')}:\\d+/$`))
-    const { stdout } = await curl(new URL(first.url).port, ['--cacert', first.certPath, '-w', '\n%{ssl_verify_result}', first.url])
+    const statusUrl = new URL('.well-known/ktls', first.url).href
+    const { stdout } = await curl(new URL(first.url).port, ['--cacert', first.certPath, '-w', '\n%{ssl_verify_result}', statusUrl])
     const [json, verify] = stdout.toString().split('\n').filter(Boolean)
     t.is(verify, '0', 'curl verified the generated certificate')
     const status = JSON.parse(json)
@@ -1014,10 +1015,42 @@ export function cliSuite(env) {
     const served = await startServe(t, ['--cert', certs.server.certPath, '--key', certs.server.keyPath])
     t.is(served.certPath, undefined)
     const port = new URL(served.url).port
-    const { stdout } = await curl(port, [`https://localhost:${port}/check`])
+    const { stdout } = await curl(port, [`https://localhost:${port}/.well-known/ktls`])
     t.is(JSON.parse(stdout).protocol, 'TLSv1.3')
     await served.waitFor(/ tx=/)
     await served.stop()
+  })
+
+  env.test('`ktls serve <dir>` serves its files (sendfile where the kernel encrypts), a request with a body gets its sha256', async (t) => {
+    t.timeout(env.ms(30000))
+    const dir = mkdtempSync(join(tmpdir(), 'ktls-serve-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const body = payload(3 * MiB + 5, 'serve-dir')
+    writeFileSync(join(dir, 'big.bin'), body)
+    writeFileSync(join(dir, 'index.html'), '<h1>ktls</h1>\n')
+    const served = await startServe(t, [dir, '--cert', certs.server.certPath, '--key', certs.server.keyPath])
+    t.is(await served.waitFor(/^files /), `files ${dir}`)
+    const port = new URL(served.url).port
+    const base = `https://localhost:${port}`
+    const file = await curl(port, [`${base}/big.bin`])
+    t.is(sha256(file.stdout), sha256(body))
+    const index = await curl(port, ['-D', '-', `${base}/`])
+    t.regex(index.stdout.toString(), /^content-type: text\/html; charset=utf-8\r$/im)
+    t.regex(index.stdout.toString(), /<h1>ktls<\/h1>/)
+    const missing = await curl(port, ['-o', '/dev/null', '-w', '%{http_code}', `${base}/nothing-here`])
+    t.is(missing.stdout.toString(), '404')
+    const posted = await curl(port, ['--data-binary', `@${join(dir, 'big.bin')}`, `${base}/big.bin`])
+    t.is(JSON.parse(posted.stdout).sha256, sha256(body))
+    const line = await served.waitFor(/ tx=(kernel|rustls) rx=(kernel|rustls)/)
+    t.regex(line, env.kernel ? / tx=kernel rx=kernel$/ : / tx=(kernel|rustls) rx=/)
+    t.is(await served.stop(), 0)
+  })
+
+  env.test('`ktls serve` refuses a directory that is not one with status 2', async (t) => {
+    t.timeout(env.ms(15000))
+    const missing = await output(run(['serve', join(tmpdir(), 'ktls-no-such-dir')]))
+    t.is(missing.code, 2)
+    t.regex(missing.stderr, /not a directory/)
   })
 
   env.test('`ktls serve` refuses bad options with status 2', async (t) => {
