@@ -28,6 +28,12 @@ export declare class Connection {
    */
   controlRecord(buf: Buffer): ControlRecord
   /**
+   * Offloaded connections: the host's `read()` failed with `errno`
+   * (`EBADMSG`, `EMSGSIZE`...). Sends the peer the alert it earned and
+   * returns the error to report.
+   */
+  readFailed(errno: number): void
+  /**
    * close_notify alone (no FIN): for offloaded connections, whose FIN the
    * host sends once its own write queue is empty. False while the socket
    * cannot take the alert yet; then a writable report is armed.
@@ -179,6 +185,11 @@ export interface ContextOptions {
 export declare const enum ControlKind {
   /** Acted on (ticket, key update, ignorable alert): reading may resume. */
   Handled = 'Handled',
+  /**
+   * A handshake message continues in the next record: ktls must read
+   * the records itself until it is whole.
+   */
+  Fragment = 'Fragment',
   /** close_notify or TCP end: the stream is over. */
   Eof = 'Eof',
   /** Application data after all: `bytes` of it are in the buffer. */

@@ -550,9 +550,14 @@ export class KtlsSocket extends net.Socket {
       this.onControlRecord()
       return true
     }
-    const error = kernelReadError(errno)
-    if (error) this.destroy(error)
-    return error !== undefined
+    if (!RECORD_ERRNOS.has(errno)) return false
+    // ktls answers the peer with the alert its record earned, then reports.
+    try {
+      this.conn!.readFailed(errno)
+    } catch (err) {
+      this.destroy(fromNative(err))
+    }
+    return true
   }
 
   /**
@@ -569,8 +574,10 @@ export class KtlsSocket extends net.Socket {
       return
     }
     const nodeWantsData = tcp.reading !== false
-    // A write in flight keeps libuv from reopening: carry on with ktls's own loop.
-    if (!reopenAfterReadError(tcp)) {
+    // A write in flight keeps libuv from reopening, and the rest of a split
+    // handshake message must be read by ktls (nothing may come between its
+    // fragments): carry on with ktls's own loop.
+    if (record.kind === ControlKind.Fragment || !reopenAfterReadError(tcp)) {
       detachHandle(this)
       this.useOwnLoop()
       if (this.deliverControl(record.kind, record.bytes) && nodeWantsData) this._read(READ_SIZE)
@@ -1147,22 +1154,8 @@ const errnos = osConstants.errno
 // Not in os.constants.errno: Linux's "Key has expired", what kTLS reads return after a KeyUpdate it cannot follow.
 const EKEYEXPIRED = 127
 
-/** The kernel's read errors that have a ktls code (as the core maps them on its own reads). */
-function kernelReadError(errno: number): KtlsError | undefined {
-  switch (errno) {
-    case errnos.EBADMSG:
-      return new KtlsError('ERR_KTLS_BAD_RECORD', 'kernel failed to decrypt a record (EBADMSG)')
-    case errnos.EMSGSIZE:
-      return new KtlsError('ERR_KTLS_BAD_RECORD', 'bad control record: record too large')
-    case EKEYEXPIRED:
-      return new KtlsError(
-        'ERR_KTLS_KEY_UPDATE_UNSUPPORTED',
-        'peer requested a TLS 1.3 key update; this kernel cannot rekey (needs Linux 6.14+)',
-      )
-    default:
-      return undefined
-  }
-}
+/** What the kernel's record layer fails a read with; ktls turns them into coded errors. */
+const RECORD_ERRNOS = new Set([errnos.EBADMSG, errnos.EMSGSIZE, EKEYEXPIRED])
 
 /**
  * A connection lost during the handshake, as node:tls reports it: "socket

@@ -200,7 +200,10 @@ impl Kernel {
     pub(crate) fn new_session_ticket(&mut self, body: &[u8]) -> Result<()> {
         match self {
             Self::Client(k) => Ok(k.handle_new_session_ticket(body)?),
-            Self::Server(_) => Err(Error::BadControlRecord("client sent a NewSessionTicket")),
+            Self::Server(_) => Err(Error::violation(
+                rustls::AlertDescription::UnexpectedMessage,
+                "client sent a NewSessionTicket",
+            )),
         }
     }
 }
@@ -232,9 +235,17 @@ fn pump_loop<C: Process>(conn: &mut C, bufs: &mut Buffers, mut offer: Offer<'_>)
                 Some(Pumped::Idle { encrypted })
             }
             ConnectionState::ReadEarlyData(_) => {
-                return Err(Error::BadControlRecord("unexpected early data"));
+                return Err(Error::violation(
+                    rustls::AlertDescription::UnexpectedMessage,
+                    "unexpected early data",
+                ));
             }
-            _ => return Err(Error::BadControlRecord("unexpected rustls state")),
+            _ => {
+                return Err(Error::violation(
+                    rustls::AlertDescription::InternalError,
+                    "unexpected rustls state",
+                ))
+            }
         };
         bufs.incoming.drain(..discard);
         if let Some(outcome) = outcome {

@@ -45,6 +45,12 @@ impl KernelCipher {
         }
     }
 
+    /// Size of the kernel's crypto_info structure for this cipher (the IV,
+    /// salt and key with the version, cipher and sequence number).
+    pub(crate) fn crypto_info_size(self) -> usize {
+        4 + 12 + self.key_len() + 8
+    }
+
     fn key_len(self) -> usize {
         match self {
             Self::Aes128Gcm => 16,

@@ -15,9 +15,17 @@ pub enum Error {
     AlertReceived(rustls::AlertDescription),
     /// The kernel could not decrypt or authenticate a record (`EBADMSG`).
     BadRecord,
-    /// The peer sent a record the kernel cannot hold (`EMSGSIZE`), or a
-    /// control record that does not parse.
-    BadControlRecord(&'static str),
+    /// After the handshake the peer broke the record protocol (a record too
+    /// large, an empty or truncated alert, a misplaced KeyUpdate...); `alert`
+    /// is what RFC 8446 says to answer with, and was sent.
+    Violation {
+        /// The alert RFC 8446 names for this violation.
+        alert: rustls::AlertDescription,
+        /// What was wrong, for the message.
+        reason: &'static str,
+    },
+    /// rustls rejected a record after the handshake (userspace path).
+    Record(rustls::Error),
     /// The peer asked for a TLS 1.3 key update and this kernel cannot rekey
     /// (Linux before 6.14).
     KeyUpdateUnsupported,
@@ -43,7 +51,9 @@ impl Error {
             Self::Tls(err) => tls_code(err),
             Self::AlertReceived(alert) => alert_code(*alert),
             Self::BadRecord => "ERR_KTLS_BAD_RECORD".into(),
-            Self::BadControlRecord(_) => "ERR_KTLS_BAD_RECORD".into(),
+            Self::Violation { .. } => "ERR_KTLS_BAD_RECORD".into(),
+            Self::Record(rustls::Error::AlertReceived(alert)) => alert_code(*alert),
+            Self::Record(_) => "ERR_KTLS_BAD_RECORD".into(),
             Self::KeyUpdateUnsupported => "ERR_KTLS_KEY_UPDATE_UNSUPPORTED".into(),
             Self::Unavailable(_) => "ERR_KTLS_UNAVAILABLE".into(),
             Self::OffloadFailed(_) => "ERR_KTLS_OFFLOAD_FAILED".into(),
@@ -97,7 +107,13 @@ impl fmt::Display for Error {
             Self::Tls(err) => write!(f, "TLS error: {err}"),
             Self::AlertReceived(alert) => write!(f, "peer sent fatal alert {alert:?}"),
             Self::BadRecord => f.write_str("kernel failed to decrypt a record (EBADMSG)"),
-            Self::BadControlRecord(why) => write!(f, "bad control record: {why}"),
+            Self::Violation { alert, reason } => {
+                write!(
+                    f,
+                    "peer broke the record protocol ({reason}); sent {alert:?}"
+                )
+            }
+            Self::Record(err) => write!(f, "bad record: {err}"),
             Self::KeyUpdateUnsupported => f.write_str(
                 "peer requested a TLS 1.3 key update; this kernel cannot rekey (needs Linux 6.14+)",
             ),
@@ -114,6 +130,24 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// The fatal alert our side owes the peer for this error, if any: the
+    /// kernel path builds it itself (rustls queues its own on the userspace path).
+    pub(crate) fn alert_to_send(&self) -> Option<rustls::AlertDescription> {
+        match self {
+            Self::BadRecord => Some(rustls::AlertDescription::BadRecordMac),
+            Self::Violation { alert, .. } => Some(*alert),
+            // We cannot follow the peer's key change: say so rather than vanish.
+            Self::KeyUpdateUnsupported => Some(rustls::AlertDescription::InternalError),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn violation(alert: rustls::AlertDescription, reason: &'static str) -> Self {
+        Self::Violation { alert, reason }
+    }
+}
 
 impl From<rustls::Error> for Error {
     fn from(err: rustls::Error) -> Self {

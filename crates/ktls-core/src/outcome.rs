@@ -44,6 +44,10 @@ pub enum ControlOutcome {
     /// A control record was read and acted on (a ticket stored, keys
     /// updated, a warning alert ignored): application data may follow.
     Handled,
+    /// A handshake message continues in the next record: until it is
+    /// whole, records must be read here (`Session::read`), not by the host,
+    /// so that data slipped between its fragments is refused.
+    Fragment,
     /// The peer sent close_notify, or the TCP stream ended.
     Eof,
     /// The next record was application data after all; this many bytes of

@@ -1,6 +1,7 @@
 //! What this kernel can offload, probed once per process on throwaway
 //! loopback sockets with fixed keys.
 
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::OnceLock;
@@ -123,12 +124,38 @@ fn probe_rekey(cipher: KernelCipher) -> std::io::Result<bool> {
         && second.matches_read_back(&sys::read_crypto_info(fd, Direction::Tx, second.size())?))
 }
 
+/// `TLS_RX_EXPECT_NO_PAD` is used only where it keeps padded records
+/// intact: Linux 6.1 hands the application the raw inner bytes of some
+/// padded records instead of their content. So a live check: a TLS 1.3
+/// peer sends an empty padded record and a padded "ping"; the option stays
+/// off unless exactly "ping" comes out. A kTLS sender cannot pad, but a
+/// record of type 0 whose content ends in `0x17` and zeros decrypts as
+/// exactly such a padded application data record.
 fn probe_no_pad(cipher: KernelCipher) -> std::io::Result<bool> {
-    let (client, _server) = loopback_pair()?;
-    let fd = client.as_fd();
-    sys::attach_tls_ulp(fd)?;
-    sys::set_crypto_info(fd, Direction::Rx, &CryptoInfo::fixed_for_probe(cipher, 3))?;
-    Ok(sys::set_rx_expect_no_pad(fd).is_ok())
+    const PADDING: [u8; 30] = [0; 30];
+    let (sender, receiver) = loopback_pair()?;
+    sys::attach_tls_ulp(sender.as_fd())?;
+    sys::set_crypto_info(
+        sender.as_fd(),
+        Direction::Tx,
+        &CryptoInfo::fixed_for_probe(cipher, 3),
+    )?;
+    sys::attach_tls_ulp(receiver.as_fd())?;
+    sys::set_crypto_info(
+        receiver.as_fd(),
+        Direction::Rx,
+        &CryptoInfo::fixed_for_probe(cipher, 3),
+    )?;
+    if sys::set_rx_expect_no_pad(receiver.as_fd()).is_err() {
+        return Ok(false);
+    }
+    let padded = |content: &[u8]| [content, &[sys::CONTENT_APPLICATION_DATA], &PADDING].concat();
+    sys::send_record(sender.as_fd(), 0, &padded(b""))?;
+    sys::send_record(sender.as_fd(), 0, &padded(b"ping"))?;
+    receiver.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    let mut buf = [0u8; 64];
+    let n = (&receiver).read(&mut buf)?;
+    Ok(&buf[..n] == b"ping")
 }
 
 fn probe_zero_copy(cipher: KernelCipher) -> std::io::Result<bool> {

@@ -8,10 +8,12 @@ use std::os::fd::BorrowedFd;
 
 use crate::conn::Kernel;
 use crate::crypto_info::CryptoInfo;
+use crate::crypto_info::KernelCipher;
 use crate::error::{Error, Result};
 use crate::offload::install_direction;
 use crate::outcome::{nonblocking, ControlOutcome, ReadOutcome};
 use crate::sys::{self, Direction, CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE};
+use rustls::AlertDescription;
 
 const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
 const HANDSHAKE_KEY_UPDATE: u8 = 24;
@@ -26,14 +28,16 @@ pub(crate) struct ControlRecords {
     partial_message: Vec<u8>,
     /// The peer asked us to update our keys; our KeyUpdate is still to send.
     tx_update_due: bool,
+    cipher: KernelCipher,
 }
 
 impl ControlRecords {
-    pub(crate) fn new(kernel: Kernel) -> Self {
+    pub(crate) fn new(kernel: Kernel, cipher: KernelCipher) -> Self {
         Self {
             kernel,
             partial_message: Vec::new(),
             tx_update_due: false,
+            cipher,
         }
     }
 
@@ -41,7 +45,7 @@ impl ControlRecords {
     pub(crate) fn read(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<ReadOutcome> {
         loop {
             match self.next_record(fd, buf)? {
-                ControlOutcome::Handled => {}
+                ControlOutcome::Handled | ControlOutcome::Fragment => {}
                 ControlOutcome::Data(n) => return Ok(ReadOutcome::Data(n)),
                 ControlOutcome::Eof => return Ok(ReadOutcome::Eof),
                 ControlOutcome::WouldBlock => return Ok(ReadOutcome::WouldBlock),
@@ -56,29 +60,84 @@ impl ControlRecords {
         fd: BorrowedFd<'_>,
         buf: &mut [u8],
     ) -> Result<ControlOutcome> {
-        let Some((n, content_type)) = nonblocking(sys::recv_record(fd, buf)).map_err(read_error)?
-        else {
-            return Ok(ControlOutcome::WouldBlock);
+        let received = match nonblocking(sys::recv_record(fd, buf)) {
+            Ok(Some(received)) => received,
+            Ok(None) => return Ok(ControlOutcome::WouldBlock),
+            Err(e) if e.raw_os_error() == Some(libc::EKEYEXPIRED) && self.key_update_split() => {
+                // The kernel stopped at the first fragment of a KeyUpdate,
+                // expecting new keys; the rest of the message still comes
+                // under the current key, so put that key back and read on.
+                self.reinstall_rx(fd)?;
+                return Ok(ControlOutcome::Fragment);
+            }
+            Err(e) => return Err(read_error(e)),
         };
+        let (n, content_type) = match received {
+            (0, None) => return Ok(ControlOutcome::Eof),
+            (n, None) => return Ok(ControlOutcome::Data(n)),
+            (n, Some(content_type)) => (n, content_type),
+        };
+        // RFC 8446 §5.1: nothing may come between the fragments of a handshake message.
+        if !self.partial_message.is_empty() && content_type != CONTENT_HANDSHAKE {
+            return Err(Error::violation(
+                AlertDescription::UnexpectedMessage,
+                "a record inside a fragmented handshake message",
+            ));
+        }
         match content_type {
-            _ if n == 0 => Ok(ControlOutcome::Eof),
+            CONTENT_APPLICATION_DATA if n == 0 => Ok(ControlOutcome::Handled),
             CONTENT_APPLICATION_DATA => Ok(ControlOutcome::Data(n)),
             CONTENT_ALERT if alert_ends_stream(&buf[..n])? => Ok(ControlOutcome::Eof),
             CONTENT_ALERT => Ok(ControlOutcome::Handled),
+            CONTENT_HANDSHAKE if n == 0 => Err(Error::violation(
+                AlertDescription::UnexpectedMessage,
+                "an empty handshake record",
+            )),
             CONTENT_HANDSHAKE => {
                 self.handshake_record(fd, &buf[..n])?;
-                Ok(ControlOutcome::Handled)
+                Ok(self.waiting_or(ControlOutcome::Handled))
             }
-            _ => Err(Error::BadControlRecord(
-                "unexpected record type after handshake",
+            _ => Err(Error::violation(
+                AlertDescription::UnexpectedMessage,
+                "a record of an unknown type",
             )),
         }
     }
 
+    /// A handshake message is incomplete: its next fragment must be read
+    /// here, before the host reads any data.
+    fn waiting_or(&self, otherwise: ControlOutcome) -> ControlOutcome {
+        if self.partial_message.is_empty() {
+            otherwise
+        } else {
+            ControlOutcome::Fragment
+        }
+    }
+
+    fn key_update_split(&self) -> bool {
+        self.partial_message.first() == Some(&HANDSHAKE_KEY_UPDATE)
+    }
+
+    /// Installs the receive key the kernel holds again, at its current
+    /// sequence number (what `getsockopt` reads back).
+    fn reinstall_rx(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
+        let mut current = sys::read_crypto_info(fd, Direction::Rx, self.cipher.crypto_info_size())?;
+        let result = sys::set_crypto_info_bytes(fd, Direction::Rx, &current);
+        current.fill(0); // it holds the key
+        result.map_err(|_| Error::KeyUpdateUnsupported)
+    }
+
     fn handshake_record(&mut self, fd: BorrowedFd<'_>, record: &[u8]) -> Result<()> {
         self.partial_message.extend_from_slice(record);
-        while let Some((msg_type, body_len)) = complete_message(&self.partial_message) {
+        while let Some((msg_type, body_len)) = complete_message(&self.partial_message)? {
             let message: Vec<u8> = self.partial_message.drain(..4 + body_len).collect();
+            // RFC 8446 §5.1: a KeyUpdate ends its record (the keys change after it).
+            if msg_type == HANDSHAKE_KEY_UPDATE && !self.partial_message.is_empty() {
+                return Err(Error::violation(
+                    AlertDescription::UnexpectedMessage,
+                    "data after a KeyUpdate in the same record",
+                ));
+            }
             self.handshake_message(fd, msg_type, &message[4..])?;
         }
         Ok(())
@@ -88,8 +147,9 @@ impl ControlRecords {
         match msg_type {
             HANDSHAKE_NEW_SESSION_TICKET => self.kernel.new_session_ticket(body),
             HANDSHAKE_KEY_UPDATE => self.key_update(fd, body),
-            _ => Err(Error::BadControlRecord(
-                "unexpected handshake message after handshake",
+            _ => Err(Error::violation(
+                AlertDescription::UnexpectedMessage,
+                "a handshake message not allowed after the handshake",
             )),
         }
     }
@@ -100,7 +160,12 @@ impl ControlRecords {
         let request_update = match body {
             [0] => false,
             [1] => true,
-            _ => return Err(Error::BadControlRecord("malformed KeyUpdate")),
+            _ => {
+                return Err(Error::violation(
+                    AlertDescription::DecodeError,
+                    "a malformed KeyUpdate",
+                ))
+            }
         };
         let (seq, secrets) = self.kernel.update_rx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
@@ -140,11 +205,13 @@ impl ControlRecords {
     }
 }
 
-fn read_error(err: io::Error) -> Error {
+pub(crate) fn read_error(err: io::Error) -> Error {
     match err.raw_os_error() {
         Some(libc::EBADMSG) => Error::BadRecord,
         Some(libc::EKEYEXPIRED) => Error::KeyUpdateUnsupported,
-        Some(libc::EMSGSIZE) => Error::BadControlRecord("record too large"),
+        Some(libc::EMSGSIZE) => {
+            Error::violation(AlertDescription::RecordOverflow, "a record too large")
+        }
         _ => err.into(),
     }
 }
@@ -153,22 +220,45 @@ fn read_error(err: io::Error) -> Error {
 /// may be ignored (user_canceled, RFC 8446 §6.1).
 fn alert_ends_stream(payload: &[u8]) -> Result<bool> {
     let [_level, description] = payload else {
-        return Err(Error::BadControlRecord("malformed alert"));
+        return Err(if payload.is_empty() {
+            Error::violation(AlertDescription::UnexpectedMessage, "an empty alert record")
+        } else {
+            Error::violation(AlertDescription::DecodeError, "a malformed alert")
+        });
     };
     match *description {
         ALERT_CLOSE_NOTIFY => Ok(true),
         ALERT_USER_CANCELED => Ok(false),
-        other => Err(Error::AlertReceived(rustls::AlertDescription::from(other))),
+        other => Err(Error::AlertReceived(AlertDescription::from(other))),
     }
 }
 
+/// Larger than any post-handshake message a peer has reason to send (a
+/// NewSessionTicket is at most about 128 KiB): a bound on what we buffer.
+const MAX_POST_HANDSHAKE_MESSAGE: usize = 256 * 1024;
+
 /// The type and body length of the first message in `buf`, if whole.
-fn complete_message(buf: &[u8]) -> Option<(u8, usize)> {
+fn complete_message(buf: &[u8]) -> Result<Option<(u8, usize)>> {
     let [msg_type, a, b, c, rest @ ..] = buf else {
-        return None;
+        return Ok(None);
     };
     let len = u32::from_be_bytes([0, *a, *b, *c]) as usize;
-    (rest.len() >= len).then_some((*msg_type, len))
+    if len > MAX_POST_HANDSHAKE_MESSAGE {
+        return Err(Error::violation(
+            AlertDescription::UnexpectedMessage,
+            "a post-handshake message too large",
+        ));
+    }
+    Ok((rest.len() >= len).then_some((*msg_type, len)))
+}
+
+/// The alert record for a fatal error, sent through the kernel.
+pub(crate) fn send_fatal_alert(fd: BorrowedFd<'_>, alert: AlertDescription) {
+    const FATAL: u8 = 2;
+    // A record that failed to decrypt left its error on the socket, which
+    // would refuse this send.
+    sys::take_socket_error(fd);
+    let _ = sys::send_record(fd, CONTENT_ALERT, &[FATAL, u8::from(alert)]);
 }
 
 #[cfg(test)]
@@ -193,8 +283,30 @@ mod tests {
 
     #[test]
     fn messages_split_across_records_wait_for_their_tail() {
-        assert_eq!(complete_message(&[24, 0, 0, 1]), None);
-        assert_eq!(complete_message(&[24, 0, 0, 1, 0]), Some((24, 1)));
-        assert_eq!(complete_message(&[4, 0, 0, 2, 9, 9, 24]), Some((4, 2)));
+        assert_eq!(complete_message(&[24, 0, 0, 1]).unwrap(), None);
+        assert_eq!(complete_message(&[24, 0, 0, 1, 0]).unwrap(), Some((24, 1)));
+        assert_eq!(
+            complete_message(&[4, 0, 0, 2, 9, 9, 24]).unwrap(),
+            Some((4, 2))
+        );
+    }
+
+    #[test]
+    fn empty_and_truncated_alerts_are_violations() {
+        let empty = alert_ends_stream(&[]).unwrap_err();
+        assert_eq!(
+            empty.alert_to_send(),
+            Some(AlertDescription::UnexpectedMessage)
+        );
+        let truncated = alert_ends_stream(&[2]).unwrap_err();
+        assert_eq!(
+            truncated.alert_to_send(),
+            Some(AlertDescription::DecodeError)
+        );
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_before_buffering() {
+        assert!(complete_message(&[4, 0x10, 0, 0]).is_err());
     }
 }

@@ -19,7 +19,7 @@ use crate::exporter::{Captured, Exporter};
 use crate::hello::{peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
-use crate::record::ControlRecords;
+use crate::record::{self, ControlRecords};
 use crate::sys;
 
 /// What the handshake negotiated, captured before conversion because the
@@ -274,7 +274,10 @@ impl Session {
     /// Reads at most up to the end of the next incomplete record, so that
     /// records behind the handshake stay in the kernel for kTLS to decrypt.
     fn read_handshake_bytes(&mut self) -> Result<bool> {
-        let want = bytes_to_record_end(&self.bufs.incoming);
+        let want = bytes_to_record_end(&self.bufs.incoming).inspect_err(|_| {
+            // rustls never sees this record, so the alert is ours to queue.
+            self.bufs.outgoing.extend_from_slice(&RECORD_OVERFLOW_ALERT);
+        })?;
         match nonblocking(sys::recv_append(
             self.fd.as_fd(),
             &mut self.bufs.incoming,
@@ -315,14 +318,14 @@ impl Session {
             .protocol_version()
             .unwrap_or(rustls::ProtocolVersion::TLSv1_3);
         let (secrets, kernel) = tls.into_kernel()?;
-        offload::install(self.fd.as_fd(), version, &secrets)?;
+        let cipher = offload::install(self.fd.as_fd(), version, &secrets)?;
         self.offload = OffloadStatus {
             tx: true,
             rx: true,
             reason: None,
         };
         self.bufs = Buffers::default();
-        self.state = State::Kernel(Box::new(ControlRecords::new(kernel)));
+        self.state = State::Kernel(Box::new(ControlRecords::new(kernel, cipher)));
         Ok(())
     }
 
@@ -354,7 +357,8 @@ impl Session {
             State::Userspace(_) => self.read_userspace(buf),
             State::AwaitingHello | State::Handshaking(_) => Ok(ReadOutcome::WouldBlock),
             State::Closed => Ok(ReadOutcome::Eof),
-        }?;
+        }
+        .map_err(|err| self.fail_after_handshake(err))?;
         if outcome == ReadOutcome::Eof {
             self.peer_closed = true;
         }
@@ -370,11 +374,20 @@ impl Session {
                 "control records exist only on offloaded connections".into(),
             ));
         };
-        let outcome = control.next_record(self.fd.as_fd(), buf)?;
+        let outcome = control
+            .next_record(self.fd.as_fd(), buf)
+            .map_err(|err| self.fail_after_handshake(err))?;
         if outcome == ControlOutcome::Eof {
             self.peer_closed = true;
         }
         Ok(outcome)
+    }
+
+    /// Offloaded connections: the host's own `read()` failed with `errno`
+    /// (a record that did not authenticate, one too large...). Answers the
+    /// peer with the alert it earned and returns the error to report.
+    pub fn read_failed(&mut self, errno: i32) -> Error {
+        self.fail_after_handshake(record::read_error(io::Error::from_raw_os_error(errno)))
     }
 
     fn read_userspace(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
@@ -504,6 +517,31 @@ impl Session {
         Ok(true)
     }
 
+    /// A record the peer sent broke the connection: answer with the alert
+    /// RFC 8446 names (rustls queued it on the userspace path; the kernel
+    /// path builds it), drop what else is unread so the close is a FIN, and
+    /// refuse further use.
+    fn fail_after_handshake(&mut self, err: Error) -> Error {
+        match &mut self.state {
+            State::Kernel(_) => {
+                if let Some(alert) = err.alert_to_send() {
+                    record::send_fatal_alert(self.fd.as_fd(), alert);
+                }
+            }
+            State::Userspace(tls) => {
+                let _ = tls.pump(&mut self.bufs, Offer::Nothing);
+                let _ = self.flush_outgoing();
+            }
+            _ => return err,
+        }
+        sys::discard_input(self.fd.as_fd(), 64 * 1024);
+        self.state = State::Closed;
+        match err {
+            Error::Tls(tls) => Error::Record(tls),
+            other => other,
+        }
+    }
+
     /// After a handshake error rustls queues an alert; give it one chance.
     /// What the peer sent after the bad record is read and dropped, so the
     /// close that follows is a FIN the peer reads as the end, as node:tls's
@@ -557,20 +595,32 @@ pub(crate) fn capture_info(
 
 /// How many bytes complete the first incomplete record in `buf`
 /// (a 5-byte header, then the length it announces).
-fn bytes_to_record_end(buf: &[u8]) -> usize {
+fn bytes_to_record_end(buf: &[u8]) -> Result<usize> {
     let mut at = 0;
     loop {
         let rest = &buf[at..];
         if rest.len() < 5 {
-            return 5 - rest.len();
+            return Ok(5 - rest.len());
         }
-        let total = 5 + usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        if len > MAX_PLAINTEXT_RECORD && rest[0] != sys::CONTENT_APPLICATION_DATA {
+            return Err(Error::Tls(rustls::Error::PeerSentOversizedRecord));
+        }
+        let total = 5 + len;
         if rest.len() < total {
-            return total - rest.len();
+            return Ok(total - rest.len());
         }
         at += total;
     }
 }
+
+/// RFC 8446 §5.1: a plaintext record carries at most 2^14 bytes. Handshake,
+/// alert and change_cipher_spec records in a handshake are plaintext (those
+/// TLS 1.2 encrypts, Finished and alerts, are far smaller).
+const MAX_PLAINTEXT_RECORD: usize = 1 << 14;
+
+/// A plaintext fatal `record_overflow` alert, as the handshake's records are.
+const RECORD_OVERFLOW_ALERT: [u8; 7] = [sys::CONTENT_ALERT, 3, 3, 0, 2, 2, 22];
 
 fn write_plain(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> Result<WriteOutcome> {
     Ok(match nonblocking(sys::send(fd, data))? {
@@ -583,20 +633,32 @@ fn write_plain(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> Result<WriteOutc
 mod tests {
     use super::bytes_to_record_end;
 
+    fn want(buf: &[u8]) -> usize {
+        bytes_to_record_end(buf).unwrap()
+    }
+
     #[test]
     fn reads_header_first() {
-        assert_eq!(bytes_to_record_end(&[]), 5);
-        assert_eq!(bytes_to_record_end(&[22, 3, 3]), 2);
+        assert_eq!(want(&[]), 5);
+        assert_eq!(want(&[22, 3, 3]), 2);
     }
 
     #[test]
     fn stops_at_the_end_of_the_announced_record() {
-        assert_eq!(bytes_to_record_end(&[22, 3, 3, 0, 10]), 10);
-        assert_eq!(bytes_to_record_end(&[22, 3, 3, 0, 2, 1]), 1);
+        assert_eq!(want(&[22, 3, 3, 0, 10]), 10);
+        assert_eq!(want(&[22, 3, 3, 0, 2, 1]), 1);
     }
 
     #[test]
     fn skips_complete_records() {
-        assert_eq!(bytes_to_record_end(&[22, 3, 3, 0, 1, 9, 23, 3]), 3);
+        assert_eq!(want(&[22, 3, 3, 0, 1, 9, 23, 3]), 3);
+    }
+
+    #[test]
+    fn plaintext_records_over_2_14_bytes_are_refused() {
+        assert_eq!(want(&[22, 3, 1, 0x40, 0x00]), 1 << 14);
+        assert!(bytes_to_record_end(&[22, 3, 1, 0x40, 0x01]).is_err());
+        // Encrypted TLS 1.3 records may carry 2^14 + 256 bytes.
+        assert_eq!(want(&[23, 3, 3, 0x41, 0x00]), 0x4100);
     }
 }

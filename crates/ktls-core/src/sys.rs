@@ -73,6 +73,32 @@ pub fn set_crypto_info(fd: BorrowedFd<'_>, dir: Direction, info: &CryptoInfo) ->
     Ok(())
 }
 
+/// Hands one direction a crypto_info exactly as the kernel read it back
+/// (to install the current key again at its current sequence number).
+pub fn set_crypto_info_bytes(fd: BorrowedFd<'_>, dir: Direction, info: &[u8]) -> io::Result<()> {
+    // SAFETY: `info` is readable for its length, which is passed alongside.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_TLS,
+            dir.optname(),
+            info.as_ptr().cast(),
+            info.len() as libc::socklen_t,
+        )
+    };
+    check(rc)?;
+    Ok(())
+}
+
+/// Reads and clears the socket's pending error (`SO_ERROR`). After a record
+/// fails to decrypt, kTLS parks the error there and refuses every send
+/// until it is read.
+pub fn take_socket_error(fd: BorrowedFd<'_>) -> Option<i32> {
+    socket::getsockopt(&fd, sockopt::SocketError)
+        .ok()
+        .filter(|&e| e != 0)
+}
+
 /// Reads one direction's crypto_info back from the kernel. The kernel
 /// insists on the exact size of the cipher's structure.
 pub fn read_crypto_info(fd: BorrowedFd<'_>, dir: Direction, size: usize) -> io::Result<Vec<u8>> {
@@ -122,9 +148,9 @@ fn getsockopt_bytes(
 }
 
 /// Receives bytes of one record type from a kTLS socket. Returns the length
-/// and the record's content type; a plain (non-kTLS) socket reports
-/// application data. Non-blocking.
-pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u8)> {
+/// and the record's content type; `None` when the kernel named no record
+/// (the end of the TCP stream, or a socket without kTLS). Non-blocking.
+pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<u8>)> {
     // Room for one cmsghdr carrying one byte, aligned.
     let mut control = [0u64; 4];
     let mut iov = libc::iovec {
@@ -144,7 +170,7 @@ pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u8)
     Ok((len, record_type(&msg)))
 }
 
-fn record_type(msg: &libc::msghdr) -> u8 {
+fn record_type(msg: &libc::msghdr) -> Option<u8> {
     // SAFETY: `msg` was filled by recvmsg; the CMSG_* macros walk only within
     // msg_control/msg_controllen, which the kernel set.
     unsafe {
@@ -152,12 +178,12 @@ fn record_type(msg: &libc::msghdr) -> u8 {
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_TLS && (*cmsg).cmsg_type == libc::TLS_GET_RECORD_TYPE
             {
-                return *libc::CMSG_DATA(cmsg);
+                return Some(*libc::CMSG_DATA(cmsg));
             }
             cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    CONTENT_APPLICATION_DATA
+    None
 }
 
 /// Sends `data` as one record of `content_type` through kernel TLS

@@ -48,6 +48,9 @@ pub enum HandshakeProgress {
 pub enum ControlKind {
     /// Acted on (ticket, key update, ignorable alert): reading may resume.
     Handled,
+    /// A handshake message continues in the next record: ktls must read
+    /// the records itself until it is whole.
+    Fragment,
     /// close_notify or TCP end: the stream is over.
     Eof,
     /// Application data after all: `bytes` of it are in the buffer.
@@ -225,11 +228,20 @@ impl Connection {
             .map_err(to_js_error)?;
         let (kind, bytes) = match outcome {
             ControlOutcome::Handled => (ControlKind::Handled, 0),
+            ControlOutcome::Fragment => (ControlKind::Fragment, 0),
             ControlOutcome::Eof => (ControlKind::Eof, 0),
             ControlOutcome::Data(n) => (ControlKind::Data, n as u32),
             ControlOutcome::WouldBlock => (ControlKind::WouldBlock, 0),
         };
         Ok(ControlRecord { kind, bytes })
+    }
+
+    /// Offloaded connections: the host's `read()` failed with `errno`
+    /// (`EBADMSG`, `EMSGSIZE`...). Sends the peer the alert it earned and
+    /// returns the error to report.
+    #[napi]
+    pub fn read_failed(&mut self, errno: i32) -> napi::Result<(), String> {
+        Err(to_js_error(self.session()?.read_failed(errno)))
     }
 
     /// close_notify alone (no FIN): for offloaded connections, whose FIN the

@@ -1,0 +1,120 @@
+// Records after the handshake, played by a tlslite-ng client (which can
+// build what well-behaved libraries never send) against a ktls echo server:
+// each answer checked against RFC 8446, on the offloaded path (the kernel's
+// record layer and ktls's control records) and the userspace one (rustls).
+// Shared by __test__/unit/records.spec.mjs and __test__/kernel/records.spec.mjs.
+import { ktls } from '../ktls.mjs'
+import { recordProbe } from '../tlslite.mjs'
+import { startKtlsServer } from '../tls.mjs'
+
+/** An echo server whose sockets report how they ended: { socket, error, offload }. */
+async function echoServer() {
+  const ends = []
+  const waiters = []
+  const srv = await startKtlsServer({}, (sock) => {
+    const entry = { ktls: sock.ktls, error: undefined }
+    sock.on('data', (d) => sock.write(d))
+    sock.on('end', () => sock.end())
+    sock.on('error', (err) => (entry.error = err))
+    sock.on('close', () => {
+      const w = waiters.shift()
+      if (w) w(entry)
+      else ends.push(entry)
+    })
+  })
+  return {
+    ...srv,
+    nextEnd: () => (ends.length ? Promise.resolve(ends.shift()) : new Promise((r) => waiters.push(r))),
+  }
+}
+
+async function play(t, env, scenario) {
+  const srv = await echoServer()
+  const report = await recordProbe(srv.port, scenario)
+  t.log(scenario, JSON.stringify({ ...report, received: report.received.slice(0, 40) }))
+  return { report, srv }
+}
+
+async function serverEnd(t, env, srv) {
+  const end = await srv.nextEnd()
+  t.is(end.ktls.tx && end.ktls.rx, env.kernel, `${env.path} path`)
+  return end
+}
+
+export function recordsSuite(env) {
+  // What each path answers; the kernel path follows RFC 8446 to the letter,
+  // the userspace path answers as rustls does.
+  const refused = [
+    { scenario: 'empty-alert', alert: env.kernel ? 'unexpected_message' : 'decode_error' },
+    { scenario: 'truncated-alert', alert: 'decode_error' },
+    { scenario: 'two-key-updates-in-one-record', alert: 'unexpected_message' },
+    { scenario: 'forged-tag', alert: 'bad_record_mac' },
+    { scenario: 'oversized-record', alert: 'record_overflow' },
+  ]
+  if (env.kernel) {
+    // rustls refuses both too, but without an alert (userspace: only the code).
+    refused.push({ scenario: 'empty-handshake', alert: 'unexpected_message' })
+    refused.push({ scenario: 'data-inside-key-update', alert: 'unexpected_message' })
+  }
+  for (const { scenario, alert } of refused) {
+    env.test(env.title(`records: ${scenario} is answered with a fatal ${alert} alert, the server socket errors with ERR_KTLS_BAD_RECORD`), async (t) => {
+      const { report, srv } = await play(t, env, scenario)
+      t.is(report.end, 'alert')
+      t.is(report.alert, alert)
+      t.is(report.received, '', 'nothing sent after the bad record is echoed')
+      const end = await serverEnd(t, env, srv)
+      t.is(end.error?.code, 'ERR_KTLS_BAD_RECORD')
+    })
+  }
+
+  env.test(env.title('records: data between the fragments of a KeyUpdate ends the connection with ERR_KTLS_BAD_RECORD'), async (t) => {
+    const { report, srv } = await play(t, env, 'data-inside-key-update')
+    t.is(report.received, '')
+    t.not(report.end, 'open')
+    const end = await serverEnd(t, env, srv)
+    t.is(end.error?.code, 'ERR_KTLS_BAD_RECORD')
+  })
+
+  const delivered = [
+    { scenario: 'padded', data: 'pingpong', why: 'padded records (RFC 8446 §5.4) deliver their content only' },
+    { scenario: 'zero-length-data', data: 'ping', why: 'a zero-length application data record is skipped' },
+    { scenario: 'fragmented-data', data: 'ping', why: 'one-byte records arrive in order' },
+    { scenario: 'full-record', data: 'x'.repeat(2 ** 14), why: 'a record of exactly 2^14 bytes is accepted' },
+  ]
+  for (const { scenario, data, why } of delivered) {
+    env.test(env.title(`records: ${why}`), async (t) => {
+      const { report, srv } = await play(t, env, scenario)
+      t.is(report.end, 'open')
+      t.is(report.received, data)
+      const end = await serverEnd(t, env, srv)
+      t.is(end.error, undefined)
+    })
+  }
+
+  const rekeys = !env.kernel || ktls.capabilities().rekey
+  for (const scenario of ['key-update', 'key-update-requested', 'split-key-update']) {
+    const title = rekeys
+      ? `records: ${scenario}: the peer's next key is followed and data flows on`
+      : `records: ${scenario} on a kernel that cannot rekey: internal_error alert, ERR_KTLS_KEY_UPDATE_UNSUPPORTED`
+    env.test(env.title(title), async (t) => {
+      const { report, srv } = await play(t, env, scenario)
+      if (rekeys) {
+        t.is(report.end, 'open')
+        t.is(report.received, 'ping')
+      } else {
+        t.is(report.end, 'alert')
+        t.is(report.alert, 'internal_error')
+      }
+      const end = await serverEnd(t, env, srv)
+      t.is(end.error?.code, rekeys ? undefined : 'ERR_KTLS_KEY_UPDATE_UNSUPPORTED')
+    })
+  }
+
+  env.test(env.title('records: a plaintext handshake record over 2^14 bytes is answered with record_overflow'), async (t) => {
+    const srv = await startKtlsServer()
+    const report = await recordProbe(srv.port, 'oversized-handshake-record')
+    t.is(report.alert, 'record_overflow')
+    const { err } = await srv.nextClientError()
+    t.is(err.code, 'ERR_KTLS_HANDSHAKE')
+  })
+}
