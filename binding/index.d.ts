@@ -28,6 +28,18 @@ export declare class Connection {
    */
   controlRecord(buf: Buffer): ControlRecord
   /**
+   * Offload TLS 1.3 only where the kernel can follow KeyUpdates (else
+   * userspace). Call before the handshake ends.
+   */
+  requireKeyUpdate(): void
+  /**
+   * A TLS 1.3 KeyUpdate of our sending key. False while the socket cannot
+   * take the record: `flush()` sends it once writable.
+   */
+  updateKeys(requestPeer: boolean): boolean
+  /** Offloaded connections: records sealed under the current sending key. */
+  txRecords(): number
+  /**
    * Offloaded connections: the host's `read()` failed with `errno`
    * (`EBADMSG`, `EMSGSIZE`...). Sends the peer the alert it earned and
    * returns the error to report.

@@ -14,6 +14,7 @@ interface Checked {
   maxVersion?: unknown
   handshakeTimeout?: unknown
   SNICallback?: unknown
+  recordLimit?: unknown
   key?: unknown
   cert?: unknown
   ca?: unknown
@@ -39,6 +40,13 @@ export function validateOptions(options: Checked): void {
   checkPemOption('key', options.key, true)
   if (options.SNICallback != null && typeof options.SNICallback !== 'function') {
     throw argumentError('ERR_INVALID_ARG_TYPE', 'The "options.SNICallback" property must be of type function')
+  }
+  const limit = options.recordLimit
+  if (limit != null) {
+    if (typeof limit !== 'number' || !Number.isInteger(limit)) {
+      throw argumentError('ERR_INVALID_ARG_TYPE', 'options.recordLimit must be an integer')
+    }
+    if (limit < 1) throw argumentError('ERR_OUT_OF_RANGE', 'options.recordLimit must be >= 1')
   }
   const timeout = options.handshakeTimeout
   if (timeout != null) {

@@ -8,6 +8,7 @@ import * as tls from 'node:tls'
 import { X509Certificate } from 'node:crypto'
 import { constants as osConstants } from 'node:os'
 import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo, type ServerSecureContext } from '../binding/index'
+import { AES_GCM_RECORD_LIMIT, KeyUpdates, type KeyUpdateHost } from './keyupdate'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, argumentError, fromNative, verifyError } from './errors'
 import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
@@ -50,6 +51,19 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   allowHalfOpen?: boolean
   signal?: AbortSignal
   highWaterMark?: number
+  /**
+   * Offload TLS 1.3 only where the kernel can follow the peer's KeyUpdates
+   * (Linux 6.14+); elsewhere the connection stays in userspace, where
+   * rustls follows them. For long-lived connections to peers that rekey.
+   */
+  requireKeyUpdate?: boolean
+  /**
+   * Offloaded path: records one sending key may seal before ktls updates it
+   * (TLS 1.3 on a kernel that can rekey) or ends the connection with
+   * `ERR_KTLS_RECORD_LIMIT`. Default: 2^24.5 for AES-GCM (RFC 8446 §5.5), no
+   * limit for ChaCha20-Poly1305. The userspace path keeps rustls's limit.
+   */
+  recordLimit?: number
   /**
    * Benchmarks only: no TLS at all. The socket runs exactly the code that
    * carries records after offload (libuv's handle, ktls's read hook) over a
@@ -142,6 +156,8 @@ export class KtlsSocket extends net.Socket {
   /** A write issued before the handshake ended. */
   private held?: HeldWrite
   private ownWrite?: PendingWrite
+  /** KeyUpdates of our sending key, once the handshake is over. */
+  private keys?: KeyUpdates
   private finalCallback?: (err?: Error | null) => void
   private handshakeTimer?: NodeJS.Timeout
   private wantRef = true
@@ -306,6 +322,7 @@ export class KtlsSocket extends net.Socket {
     try {
       // A server without a key or certificate finds out here, as node:tls does.
       this.conn = this.openConnection(fd, reactor)
+      if (this.options.requireKeyUpdate) this.conn.requireKeyUpdate()
       if (this.wantsKeylog()) {
         this.conn.logKeys(true)
         this.keylogOn = true
@@ -379,6 +396,11 @@ export class KtlsSocket extends net.Socket {
   /** Both directions offloaded: libuv's handle carries the data from now on. */
   private useLibuv(): void {
     this.engine = 'libuv'
+    if (this.conn) {
+      const aesGcm = /AES_\d+_GCM/.test(this.ktls.cipher)
+      const limit = this.options.recordLimit ?? (aesGcm ? AES_GCM_RECORD_LIMIT : undefined)
+      this.keys = new KeyUpdates(this.keyUpdateHost(), limit, binding.capabilities().rekey && this.getProtocol() === 'TLSv1.3')
+    }
     const tcp = this.tcp!
     if (this.conn) interceptReadErrors(tcp, (errno) => this.onKernelReadError(errno))
     attachHandle(this, tcp)
@@ -387,6 +409,8 @@ export class KtlsSocket extends net.Socket {
 
   private useOwnLoop(): void {
     this.engine = 'own'
+    // rustls keeps the records-per-key limit on this path.
+    if (this.conn && !this.keys) this.keys = new KeyUpdates(this.keyUpdateHost(), undefined, false)
     this.userspaceRecords = !this.ktls.tx
     this.updateLoopHold()
   }
@@ -611,6 +635,7 @@ export class KtlsSocket extends net.Socket {
   private flushControl(): void {
     try {
       if (!this.conn!.flush()) this.want(WRITABLE)
+      else this.keys?.flushed()
     } catch (err) {
       this.destroy(fromNative(err))
     }
@@ -662,6 +687,7 @@ export class KtlsSocket extends net.Socket {
       if (this.finalCallback) this.finishOffloaded(this.finalCallback)
       return
     }
+    if (this.keys?.pending) this.flushControl()
     if (this.ownWrite) this.writeLoop()
     else if (this.finalCallback) this.finish()
   }
@@ -719,7 +745,10 @@ export class KtlsSocket extends net.Socket {
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     if (isFileMarker(chunk)) return runFileWrite(this, chunk, callback)
-    if (this.engine === 'libuv') return netSocket._write.call(this, chunk, encoding, callback)
+    if (this.engine === 'libuv') {
+      if (!this.withinRecordLimit(Buffer.byteLength(chunk, encoding), callback)) return
+      return netSocket._write.call(this, chunk, encoding, callback)
+    }
     this._writev([{ chunk, encoding }], callback)
   }
 
@@ -729,8 +758,11 @@ export class KtlsSocket extends net.Socket {
   ): void {
     if (chunks.some((c) => isFileMarker(c.chunk))) return writevAroundFiles(this, chunks, (c, cb) => this._writev(c, cb), callback)
     switch (this.engine) {
-      case 'libuv':
+      case 'libuv': {
+        const bytes = chunks.reduce((n, c) => n + Buffer.byteLength(c.chunk, c.encoding), 0)
+        if (!this.withinRecordLimit(bytes, callback)) return
         return netSocket._writev.call(this, chunks, callback)
+      }
       case 'handshake':
         this.held = { chunks, callback }
         return
@@ -831,6 +863,7 @@ export class KtlsSocket extends net.Socket {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.handshakeTimer)
     cancelFileSends(this)
+    this.keys?.abandon(err ?? canceledWrite())
     this.engine = 'closed'
     this.conn?.destroy()
     this.carrier?.destroy()
@@ -954,6 +987,52 @@ export class KtlsSocket extends net.Socket {
   getCipher(): tls.CipherNameAndProtocol | undefined {
     if (!this.info) return undefined
     return { name: this.info.cipher, standardName: this.info.cipher, version: this.info.protocol }
+  }
+
+  /**
+   * ktls's own: a TLS 1.3 KeyUpdate of this side's sending key (RFC 8446
+   * §4.6.3), asking the peer to update its own too unless
+   * `requestPeerUpdate` is false (the userspace path always asks). Resolves
+   * once the KeyUpdate is sent and later writes use the next key. Offloaded,
+   * it needs a kernel that can rekey (Linux 6.14+): elsewhere it rejects with
+   * `ERR_KTLS_KEY_UPDATE_UNSUPPORTED` before sending anything, and the
+   * connection goes on as before.
+   */
+  updateKeys(options: { requestPeerUpdate?: boolean } = {}): Promise<void> {
+    if (!this.secure || this.destroyed || !this.keys) {
+      return Promise.reject(new KtlsError('ERR_TLS_INVALID_STATE', 'TLS socket connection must be securely established'))
+    }
+    if (this.getProtocol() !== 'TLSv1.3') {
+      return Promise.reject(new KtlsError('ERR_TLS_INVALID_STATE', 'KeyUpdate exists only in TLS 1.3'))
+    }
+    return this.keys.request(options.requestPeerUpdate !== false)
+  }
+
+  /** KeyUpdates this side sent (on request, at the record limit), for monitoring. */
+  get keyUpdatesSent(): number {
+    return this.keys?.sent ?? 0
+  }
+
+  private keyUpdateHost(): KeyUpdateHost {
+    return {
+      conn: this.conn,
+      waitWritable: () => this.want(WRITABLE),
+      fail: (err) => {
+        // A clean end where it can be had: close_notify before the error.
+        try {
+          this.conn?.closeNotify()
+        } catch {}
+        this.destroy(err)
+      },
+    }
+  }
+
+  /** Offloaded writes: the sending key's record limit comes first (keyupdate.ts). */
+  private withinRecordLimit(bytes: number, callback: (err?: Error | null) => void): boolean {
+    this.keys?.beforeWrite(bytes)
+    if (!this.destroyed) return true
+    callback(canceledWrite())
+    return false
   }
 
   getProtocol(): string | null {

@@ -120,6 +120,14 @@ def key_update_requested(conn):
     send_record(conn, ContentType.application_data, b"ping")
 
 
+def key_update_flood(conn):
+    """More KeyUpdates in a second than a peer has reason to send."""
+    for _ in range(40):
+        send_record(conn, ContentType.handshake, bytes([KEY_UPDATE, 0, 0, 1, 0]))
+        next_write_key(conn)
+    send_record(conn, ContentType.application_data, b"after")
+
+
 def forged_tag(conn):
     send_forged(conn, b"ping")
 
@@ -144,6 +152,7 @@ SCENARIOS = {
     "split-key-update": split_key_update,
     "key-update": key_update,
     "key-update-requested": key_update_requested,
+    "key-update-flood": key_update_flood,
     "forged-tag": forged_tag,
     "oversized-record": oversized_record,
     "full-record": full_record,

@@ -172,6 +172,11 @@ test('connect() rejects a non-numeric handshakeTimeout with ERR_INVALID_ARG_TYPE
   t.is(err?.code, 'ERR_INVALID_ARG_TYPE')
 })
 
+test('connect() rejects a recordLimit below 1 with ERR_OUT_OF_RANGE and a fractional one with ERR_INVALID_ARG_TYPE', (t) => {
+  t.is(syncError(() => ktls.connect({ host: '127.0.0.1', port: 9, recordLimit: 0 }))?.code, 'ERR_OUT_OF_RANGE')
+  t.is(syncError(() => ktls.connect({ host: '127.0.0.1', port: 9, recordLimit: 1.5 }))?.code, 'ERR_INVALID_ARG_TYPE')
+})
+
 test('connect() rejects a ciphers list without any known TLS suite', (t) => {
   const err = syncError(() => ktls.connect({ host: '127.0.0.1', port: 9, ciphers: 'TLS_NOT_A_SUITE' }))
   t.truthy(err, 'expected a synchronous throw')

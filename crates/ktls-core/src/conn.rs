@@ -80,6 +80,8 @@ pub(crate) enum Offer<'a> {
     Nothing,
     Plaintext(&'a [u8]),
     CloseNotify,
+    /// A TLS 1.3 KeyUpdate (rustls asks the peer to update too).
+    KeyUpdate,
 }
 
 /// Either side's unbuffered connection.
@@ -229,6 +231,12 @@ fn pump_loop<C: Process>(conn: &mut C, bufs: &mut Buffers, mut offer: Offer<'_>)
             }
             ConnectionState::BlockedHandshake => Some(Pumped::NeedInput),
             ConnectionState::PeerClosed | ConnectionState::Closed => Some(Pumped::PeerClosed),
+            ConnectionState::WriteTraffic(traffic) if matches!(offer, Offer::KeyUpdate) => {
+                // Queues the KeyUpdate; the next round encodes it.
+                traffic.refresh_traffic_keys()?;
+                offer = Offer::Nothing;
+                None
+            }
             ConnectionState::WriteTraffic(mut traffic) => {
                 let encrypted = apply_offer(&mut traffic, offer, &mut bufs.outgoing)?;
                 offer = Offer::Nothing;
@@ -260,7 +268,7 @@ fn apply_offer<Data>(
     outgoing: &mut Vec<u8>,
 ) -> Result<usize> {
     match offer {
-        Offer::Nothing => Ok(0),
+        Offer::Nothing | Offer::KeyUpdate => Ok(0),
         Offer::Plaintext(data) => {
             append(outgoing, sealed_len(data.len()), |out| {
                 traffic.encrypt(data, out)

@@ -34,8 +34,10 @@ pub enum Error {
     /// The ULP was attached but a direction could not be offloaded, or the
     /// read-back disagreed with what was set. The socket must not be used.
     OffloadFailed(String),
-    /// The caller used the API wrongly (bad PEM, bad option, wrong state).
+    /// The caller used the API wrongly (bad PEM, bad option).
     InvalidArgument(String),
+    /// The operation does not fit the connection's state or protocol.
+    InvalidState(&'static str),
     /// The peer reset the connection.
     ConnectionReset,
     /// The connection ended in the middle of the handshake.
@@ -58,6 +60,7 @@ impl Error {
             Self::Unavailable(_) => "ERR_KTLS_UNAVAILABLE".into(),
             Self::OffloadFailed(_) => "ERR_KTLS_OFFLOAD_FAILED".into(),
             Self::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE".into(),
+            Self::InvalidState(_) => "ERR_TLS_INVALID_STATE".into(),
             Self::ConnectionReset => "ECONNRESET".into(),
             Self::HandshakeEof => "ECONNRESET".into(),
             Self::Io(err) => io_code(err),
@@ -120,6 +123,7 @@ impl fmt::Display for Error {
             Self::Unavailable(why) => write!(f, "kernel TLS unavailable: {why}"),
             Self::OffloadFailed(why) => write!(f, "kernel TLS offload failed: {why}"),
             Self::InvalidArgument(why) => f.write_str(why),
+            Self::InvalidState(why) => f.write_str(why),
             Self::ConnectionReset => f.write_str("connection reset by peer"),
             Self::HandshakeEof => f.write_str(
                 "Client network socket disconnected before secure TLS connection was established",

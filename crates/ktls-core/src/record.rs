@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use crate::conn::Kernel;
 use crate::crypto_info::CryptoInfo;
@@ -19,6 +20,8 @@ const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
 const HANDSHAKE_KEY_UPDATE: u8 = 24;
 const ALERT_CLOSE_NOTIFY: u8 = 0;
 const ALERT_USER_CANCELED: u8 = 90;
+/// More KeyUpdates than this from a peer within one second end the connection.
+pub(crate) const MAX_PEER_KEY_UPDATES_PER_SECOND: u32 = 32;
 
 /// The kernel-side state of an offloaded connection.
 #[derive(Debug)]
@@ -26,8 +29,11 @@ pub(crate) struct ControlRecords {
     kernel: Kernel,
     /// Handshake bytes of a message split across records.
     partial_message: Vec<u8>,
-    /// The peer asked us to update our keys; our KeyUpdate is still to send.
-    tx_update_due: bool,
+    /// Our KeyUpdate is still to send, with its `request_update` byte (the
+    /// peer asked us to update, or the application did).
+    tx_update_due: Option<u8>,
+    /// Peer KeyUpdates in the current one-second window.
+    peer_updates: (Instant, u32),
     cipher: KernelCipher,
 }
 
@@ -36,7 +42,8 @@ impl ControlRecords {
         Self {
             kernel,
             partial_message: Vec::new(),
-            tx_update_due: false,
+            tx_update_due: None,
+            peer_updates: (Instant::now(), 0),
             cipher,
         }
     }
@@ -167,30 +174,76 @@ impl ControlRecords {
                 ))
             }
         };
+        self.count_peer_update()?;
         let (seq, secrets) = self.kernel.update_rx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
         install_direction(fd, Direction::Rx, &info).map_err(|_| Error::KeyUpdateUnsupported)?;
         if request_update {
-            self.tx_update_due = true;
+            // Our answer must not ask again (RFC 8446 §4.6.3).
+            self.tx_update_due.get_or_insert(0);
             self.flush(fd)?;
         }
         Ok(())
     }
 
+    /// Each KeyUpdate costs a key derivation and two kernel calls: a peer
+    /// sending more than `MAX_PEER_KEY_UPDATES_PER_SECOND` is cut off.
+    fn count_peer_update(&mut self) -> Result<()> {
+        let (since, count) = &mut self.peer_updates;
+        if since.elapsed() >= Duration::from_secs(1) {
+            *since = Instant::now();
+            *count = 0;
+        }
+        *count += 1;
+        if *count > MAX_PEER_KEY_UPDATES_PER_SECOND {
+            return Err(Error::violation(
+                AlertDescription::UnexpectedMessage,
+                "too many KeyUpdates",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The application asks for a KeyUpdate of our sending key. Refused
+    /// before anything is sent where the kernel cannot install the next key:
+    /// the connection then stays as it was.
+    pub(crate) fn update_keys(&mut self, fd: BorrowedFd<'_>, request_peer: bool) -> Result<bool> {
+        if self.kernel.version() != rustls::ProtocolVersion::TLSv1_3 {
+            return Err(Error::InvalidState("KeyUpdate exists only in TLS 1.3"));
+        }
+        if !crate::probe::capabilities().rekey {
+            return Err(Error::KeyUpdateUnsupported);
+        }
+        let due = self.tx_update_due.get_or_insert(0);
+        *due |= u8::from(request_peer);
+        self.flush(fd)
+    }
+
+    /// Records sealed under the current sending key (the kernel's sequence number).
+    pub(crate) fn tx_records(&self, fd: BorrowedFd<'_>) -> Result<u64> {
+        let mut info = sys::read_crypto_info(fd, Direction::Tx, self.cipher.crypto_info_size())?;
+        let seq = info
+            .get(info.len().saturating_sub(8)..)
+            .and_then(|tail| <[u8; 8]>::try_from(tail).ok())
+            .map(u64::from_be_bytes);
+        info.fill(0); // it holds the key
+        seq.ok_or_else(|| Error::OffloadFailed("TLS_TX read-back too short".into()))
+    }
+
     /// Sends a due KeyUpdate and installs our next key. Returns false when
     /// the socket could not take the record yet.
     pub(crate) fn flush(&mut self, fd: BorrowedFd<'_>) -> Result<bool> {
-        if !self.tx_update_due {
+        let Some(request_update) = self.tx_update_due else {
             return Ok(true);
-        }
-        let key_update = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0];
+        };
+        let key_update = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, request_update];
         if nonblocking(sys::send_record(fd, CONTENT_HANDSHAKE, &key_update))?.is_none() {
             return Ok(false);
         }
         let (seq, secrets) = self.kernel.update_tx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
         install_direction(fd, Direction::Tx, &info).map_err(|_| Error::KeyUpdateUnsupported)?;
-        self.tx_update_due = false;
+        self.tx_update_due = None;
         Ok(true)
     }
 

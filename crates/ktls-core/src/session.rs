@@ -86,6 +86,8 @@ pub struct Session {
     exporter: Option<Exporter>,
     /// The last userspace read returned less than asked for.
     drained: bool,
+    /// Offload TLS 1.3 only where the kernel can follow KeyUpdates.
+    require_rekey: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -160,6 +162,7 @@ impl Session {
             captured: Captured::default(),
             exporter: None,
             drained: false,
+            require_rekey: false,
             state,
             bufs: Buffers::default(),
             mode,
@@ -317,6 +320,14 @@ impl Session {
             .common()
             .protocol_version()
             .unwrap_or(rustls::ProtocolVersion::TLSv1_3);
+        if self.require_rekey
+            && version == rustls::ProtocolVersion::TLSv1_3
+            && !crate::probe::capabilities().rekey
+        {
+            let reason = "requireKeyUpdate: this kernel cannot follow a TLS 1.3 KeyUpdate \
+                          (Linux 6.14+), so the connection stays in userspace";
+            return self.stay_in_userspace(tls, reason.into());
+        }
         let (secrets, kernel) = tls.into_kernel()?;
         let cipher = offload::install(self.fd.as_fd(), version, &secrets)?;
         self.offload = OffloadStatus {
@@ -489,6 +500,45 @@ impl Session {
                 self.flush_outgoing()
             }
             State::AwaitingHello | State::Handshaking(_) | State::Closed => Ok(true),
+        }
+    }
+
+    /// Offload a TLS 1.3 connection only where the kernel can follow the
+    /// peer's KeyUpdates (Linux 6.14+); else it stays in userspace, where
+    /// rustls follows them. Before the handshake ends.
+    pub fn require_key_update(&mut self) {
+        self.require_rekey = true;
+    }
+
+    /// A TLS 1.3 KeyUpdate of our sending key (`request_peer`: ask the peer
+    /// to update its own; rustls always asks). Returns false while the
+    /// socket cannot take the record yet: `flush` sends it when writable.
+    pub fn update_keys(&mut self, request_peer: bool) -> Result<bool> {
+        match &mut self.state {
+            State::Kernel(control) => control.update_keys(self.fd.as_fd(), request_peer),
+            State::Userspace(tls) => {
+                if tls.common().protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+                    return Err(Error::InvalidState("KeyUpdate exists only in TLS 1.3"));
+                }
+                tls.pump(&mut self.bufs, Offer::KeyUpdate)?;
+                // Queued in order: what the socket does not take now goes
+                // out before any later write.
+                self.flush_outgoing()?;
+                Ok(true)
+            }
+            _ => Err(Error::InvalidState(
+                "TLS socket connection must be securely established",
+            )),
+        }
+    }
+
+    /// Offloaded connections: records sealed under the current sending key.
+    pub fn tx_records(&self) -> Result<u64> {
+        match &self.state {
+            State::Kernel(control) => control.tx_records(self.fd.as_fd()),
+            _ => Err(Error::InvalidState(
+                "only offloaded connections count records",
+            )),
         }
     }
 

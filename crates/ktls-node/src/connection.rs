@@ -236,6 +236,30 @@ impl Connection {
         Ok(ControlRecord { kind, bytes })
     }
 
+    /// Offload TLS 1.3 only where the kernel can follow KeyUpdates (else
+    /// userspace). Call before the handshake ends.
+    #[napi]
+    pub fn require_key_update(&mut self) -> napi::Result<(), String> {
+        self.session()?.require_key_update();
+        Ok(())
+    }
+
+    /// A TLS 1.3 KeyUpdate of our sending key. False while the socket cannot
+    /// take the record: `flush()` sends it once writable.
+    #[napi]
+    pub fn update_keys(&mut self, request_peer: bool) -> napi::Result<bool, String> {
+        self.session()?
+            .update_keys(request_peer)
+            .map_err(to_js_error)
+    }
+
+    /// Offloaded connections: records sealed under the current sending key.
+    #[napi]
+    pub fn tx_records(&mut self) -> napi::Result<f64, String> {
+        // Below 2^53: a u64 sequence number this large never occurs.
+        Ok(self.session()?.tx_records().map_err(to_js_error)? as f64)
+    }
+
     /// Offloaded connections: the host's `read()` failed with `errno`
     /// (`EBADMSG`, `EMSGSIZE`...). Sends the peer the alert it earned and
     /// returns the error to report.
