@@ -32,6 +32,8 @@ export declare class Connection {
    * userspace). Call before the handshake ends.
    */
   requireKeyUpdate(): void
+  /** node:tls's `setMaxSendFragment(size)`: true when applied. */
+  setMaxSendFragment(size: number): boolean
   /**
    * A TLS 1.3 KeyUpdate of our sending key. False while the socket cannot
    * take the record: `flush()` sends it once writable.
@@ -171,6 +173,7 @@ export interface Capabilities {
   rekey: boolean
   rxExpectNoPad: boolean
   txZeroCopy: boolean
+  txMaxPayload: boolean
 }
 
 /** A client connection on a duplicate of `fd` (the caller closes its own). */

@@ -25,6 +25,8 @@ export interface Capabilities {
   rxExpectNoPad: boolean
   /** `TLS_TX_ZEROCOPY_RO` (Linux 5.19+): sendFile's `zeroCopy` option takes effect. */
   txZeroCopy: boolean
+  /** `TLS_TX_MAX_PAYLOAD_LEN` (Linux 6.19+): the kernel honours `setMaxSendFragment()`. */
+  txMaxPayload: boolean
 }
 
 /** What this kernel can offload (probed once per process). */
@@ -41,6 +43,7 @@ export function capabilities(): Capabilities {
     rekey: c.rekey,
     rxExpectNoPad: c.rxExpectNoPad,
     txZeroCopy: c.txZeroCopy,
+    txMaxPayload: c.txMaxPayload,
   }
   if (c.reason !== undefined) result.reason = c.reason
   return result

@@ -21,6 +21,7 @@ export function probeReport(caps: Capabilities): string {
     lines.push(`key update        ${caps.rekey ? 'supported (rekey in place)' : 'not supported (Linux 6.14+): a peer KeyUpdate ends an offloaded connection'}`)
     lines.push(`rx no-padding     ${caps.rxExpectNoPad ? 'available' : 'not available'}`)
     lines.push(`tx zero-copy      ${caps.txZeroCopy ? 'available (opt-in: zeroCopy)' : 'not available (Linux 5.19+)'}`)
+    lines.push(`record size cap   ${caps.txMaxPayload ? 'available (setMaxSendFragment)' : 'not available (Linux 6.19+): setMaxSendFragment keeps a connection in userspace'}`)
   }
   lines.push(...advice(caps))
   return lines.join('\n')

@@ -156,6 +156,8 @@ export class KtlsSocket extends net.Socket {
   /** A write issued before the handshake ended. */
   private held?: HeldWrite
   private ownWrite?: PendingWrite
+  /** setMaxSendFragment() before the connection existed. */
+  private maxSendFragment?: number
   /** KeyUpdates of our sending key, once the handshake is over. */
   private keys?: KeyUpdates
   private finalCallback?: (err?: Error | null) => void
@@ -323,6 +325,7 @@ export class KtlsSocket extends net.Socket {
       // A server without a key or certificate finds out here, as node:tls does.
       this.conn = this.openConnection(fd, reactor)
       if (this.options.requireKeyUpdate) this.conn.requireKeyUpdate()
+      if (this.maxSendFragment !== undefined) this.conn.setMaxSendFragment(this.maxSendFragment)
       if (this.wantsKeylog()) {
         this.conn.logKeys(true)
         this.keylogOn = true
@@ -1006,6 +1009,30 @@ export class KtlsSocket extends net.Socket {
       return Promise.reject(new KtlsError('ERR_TLS_INVALID_STATE', 'KeyUpdate exists only in TLS 1.3'))
     }
     return this.keys.request(options.requestPeerUpdate !== false)
+  }
+
+  /**
+   * As node:tls: the largest plaintext per record this side sends, 512 to
+   * 16384 bytes; false when out of range or not applicable. Offloaded, the
+   * kernel caps its records (`TLS_TX_MAX_PAYLOAD_LEN`, Linux 6.19+;
+   * `capabilities().txMaxPayload`); set before the handshake ends on a
+   * kernel without it, the connection stays in userspace to honour it.
+   */
+  setMaxSendFragment(size: number): boolean {
+    if (typeof size !== 'number') throw argumentError('ERR_INVALID_ARG_TYPE', `The "size" argument must be of type number. Received type ${typeof size}`)
+    if (!Number.isInteger(size) || size < -(2 ** 31) || size >= 2 ** 31) {
+      throw argumentError('ERR_OUT_OF_RANGE', `The value of "size" is out of range. It must be an integer. Received ${size}`)
+    }
+    if (size < 512 || size > 16384 || this.carrier) return false
+    if (!this.conn) {
+      this.maxSendFragment = size
+      return true
+    }
+    try {
+      return this.conn.setMaxSendFragment(size)
+    } catch {
+      return false
+    }
   }
 
   /** KeyUpdates this side sent (on request, at the record limit), for monitoring. */

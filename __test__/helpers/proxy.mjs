@@ -25,6 +25,8 @@ class RecordPipe {
     this.buf = Buffer.alloc(0)
     this.bytes = 0
     this.records = 0
+    /** Every record forwarded: { type, length } (length without the header). */
+    this.lengths = []
     this.armed = null // { type, resolve }
     src.on('data', (d) => this.onData(d))
     src.on('end', () => {
@@ -47,6 +49,7 @@ class RecordPipe {
       const rec = Buffer.from(this.buf.subarray(0, 5 + len))
       this.buf = this.buf.subarray(5 + len)
       this.records++
+      this.lengths.push({ type: rec[0], length: len })
       if (this.armed && rec[0] === this.armed.type && len > 0) {
         rec[5 + Math.floor(len / 2)] ^= 0x01
         fired.push({ resolve: this.armed.resolve, info: { recordIndex: this.records - 1, length: len } })

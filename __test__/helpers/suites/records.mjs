@@ -3,7 +3,10 @@
 // each answer checked against RFC 8446, on the offloaded path (the kernel's
 // record layer and ktls's control records) and the userspace one (rustls).
 // Shared by __test__/unit/records.spec.mjs and __test__/kernel/records.spec.mjs.
+import { getCerts } from '../certs.mjs'
 import { ktls } from '../ktls.mjs'
+import { startProxy } from '../proxy.mjs'
+import { onceEvent } from '../stream.mjs'
 import { recordProbe } from '../tlslite.mjs'
 import { startKtlsServer } from '../tls.mjs'
 
@@ -118,5 +121,79 @@ export function recordsSuite(env) {
     t.is(report.alert, 'record_overflow')
     const { err } = await srv.nextClientError()
     t.is(err.code, 'ERR_KTLS_HANDSHAKE')
+  })
+}
+
+/**
+ * The records we send: setMaxSendFragment(size), as node:tls, caps their
+ * plaintext. A record-aware proxy between the two ktls ends measures them.
+ */
+export function recordSizeSuite(env) {
+  // TLS 1.3 sealing adds the content type byte and a 16-byte tag.
+  const SEALING = 17
+  const kernelCaps = env.kernel ? ktls.capabilities().txMaxPayload : true
+
+  async function throughProxy(t, configure) {
+    const srv = await startKtlsServer()
+    const proxy = await startProxy({ targetPort: srv.port })
+    const c = ktls.connect({ host: '127.0.0.1', port: proxy.port, servername: 'localhost', ca: getCerts().ca.cert })
+    const early = configure(c)
+    await onceEvent(c, 'secureConnect')
+    const s = await srv.nextSocket()
+    const conn = await proxy.connected
+    const handshakeRecords = conn.toServer.lengths.length
+    return { c, s, conn, handshakeRecords, early }
+  }
+
+  async function sendAndMeasure(t, { c, s, conn, handshakeRecords }, bytes) {
+    const got = []
+    let n = 0
+    const all = new Promise((resolve) =>
+      s.on('data', (d) => {
+        got.push(d)
+        n += d.length
+        if (n >= bytes) resolve()
+      }),
+    )
+    c.write(Buffer.alloc(bytes, 'r'))
+    await all
+    t.is(Buffer.concat(got).toString(), 'r'.repeat(bytes), 'every byte arrives')
+    return conn.toServer.lengths.slice(handshakeRecords).map((r) => r.length)
+  }
+
+  env.test(env.title(`setMaxSendFragment(1024) after the handshake caps each record we send${env.kernel && !kernelCaps ? ' (not on a kernel without TLS_TX_MAX_PAYLOAD_LEN: false)' : ''}`), async (t) => {
+    const link = await throughProxy(t, () => {})
+    env.assertPath(t, link.c)
+    t.is(link.c.setMaxSendFragment(1024), kernelCaps)
+    const lengths = await sendAndMeasure(t, link, 10000)
+    if (kernelCaps) {
+      t.true(lengths.length >= 10, `${lengths.length} records`)
+      for (const length of lengths) t.true(length <= 1024 + SEALING, `a record of ${length} bytes`)
+    } else {
+      t.is(Math.max(...lengths), 10000 + SEALING, 'the kernel keeps its 16 KiB records')
+    }
+    link.c.destroy()
+  })
+
+  env.test(env.title('setMaxSendFragment(600) before the handshake: offloaded where the kernel caps records, else userspace, and capped either way'), async (t) => {
+    const link = await throughProxy(t, (c) => c.setMaxSendFragment(600))
+    t.true(link.early)
+    if (env.kernel && kernelCaps) env.assertPath(t, link.c)
+    if (env.kernel && !kernelCaps) {
+      t.false(link.c.ktls.tx)
+      t.regex(link.c.ktls.reason, /setMaxSendFragment/)
+    }
+    const lengths = await sendAndMeasure(t, link, 5000)
+    t.true(lengths.length >= 9, `${lengths.length} records`)
+    for (const length of lengths) t.true(length <= 600 + SEALING, `a record of ${length} bytes`)
+    link.c.destroy()
+  })
+
+  env.test(env.title("setMaxSendFragment() outside 512..16384 is false, a non-number throws ERR_INVALID_ARG_TYPE, as node:tls"), async (t) => {
+    const link = await throughProxy(t, () => {})
+    t.false(link.c.setMaxSendFragment(511))
+    t.false(link.c.setMaxSendFragment(16385))
+    t.is(t.throws(() => link.c.setMaxSendFragment('1024')).code, 'ERR_INVALID_ARG_TYPE')
+    link.c.destroy()
   })
 }

@@ -26,6 +26,8 @@ pub struct Capabilities {
     pub rx_expect_no_pad: bool,
     /// `TLS_TX_ZEROCOPY_RO` is known to this kernel (Linux 5.19+).
     pub tx_zero_copy: bool,
+    /// `TLS_TX_MAX_PAYLOAD_LEN` caps the records this kernel sends (Linux 6.19+).
+    pub tx_max_payload: bool,
 }
 
 impl Capabilities {
@@ -51,6 +53,7 @@ fn probe() -> Capabilities {
         rekey: false,
         rx_expect_no_pad: false,
         tx_zero_copy: false,
+        tx_max_payload: false,
     };
     if let Err(why) = probe_ulp() {
         caps.reason = Some(why);
@@ -64,6 +67,7 @@ fn probe() -> Capabilities {
         caps.rekey = probe_rekey(cipher).unwrap_or(false);
         caps.rx_expect_no_pad = probe_no_pad(cipher).unwrap_or(false);
         caps.tx_zero_copy = probe_zero_copy(cipher).unwrap_or(false);
+        caps.tx_max_payload = probe_max_payload(cipher).unwrap_or(false);
     }
     caps
 }
@@ -156,6 +160,14 @@ fn probe_no_pad(cipher: KernelCipher) -> std::io::Result<bool> {
     let mut buf = [0u8; 64];
     let n = (&receiver).read(&mut buf)?;
     Ok(&buf[..n] == b"ping")
+}
+
+fn probe_max_payload(cipher: KernelCipher) -> std::io::Result<bool> {
+    let (client, _server) = loopback_pair()?;
+    let fd = client.as_fd();
+    sys::attach_tls_ulp(fd)?;
+    sys::set_crypto_info(fd, Direction::Tx, &CryptoInfo::fixed_for_probe(cipher, 5))?;
+    Ok(sys::set_tx_max_payload(fd, 1024).is_ok())
 }
 
 fn probe_zero_copy(cipher: KernelCipher) -> std::io::Result<bool> {

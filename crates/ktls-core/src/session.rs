@@ -88,6 +88,8 @@ pub struct Session {
     drained: bool,
     /// Offload TLS 1.3 only where the kernel can follow KeyUpdates.
     require_rekey: bool,
+    /// The largest plaintext per record we send (`setMaxSendFragment`).
+    max_fragment: Option<usize>,
 }
 
 impl std::fmt::Debug for Session {
@@ -163,6 +165,7 @@ impl Session {
             exporter: None,
             drained: false,
             require_rekey: false,
+            max_fragment: None,
             state,
             bufs: Buffers::default(),
             mode,
@@ -328,8 +331,17 @@ impl Session {
                           (Linux 6.14+), so the connection stays in userspace";
             return self.stay_in_userspace(tls, reason.into());
         }
+        if self.max_fragment.is_some() && !crate::probe::capabilities().tx_max_payload {
+            let reason = "setMaxSendFragment: this kernel cannot cap its record size \
+                          (TLS_TX_MAX_PAYLOAD_LEN, Linux 6.19+)";
+            return self.stay_in_userspace(tls, reason.into());
+        }
         let (secrets, kernel) = tls.into_kernel()?;
         let cipher = offload::install(self.fd.as_fd(), version, &secrets)?;
+        if let Some(max) = self.max_fragment {
+            sys::set_tx_max_payload(self.fd.as_fd(), max as u16)
+                .map_err(|e| Error::OffloadFailed(format!("TLS_TX_MAX_PAYLOAD_LEN: {e}")))?;
+        }
         self.offload = OffloadStatus {
             tx: true,
             rx: true,
@@ -462,13 +474,19 @@ impl Session {
             State::Userspace(tls) => {
                 const CHUNK: usize = 256 * 1024;
                 let chunk = &data[..data.len().min(CHUNK)];
-                let Pumped::Idle { encrypted } =
-                    tls.pump(&mut self.bufs, Offer::Plaintext(chunk))?
-                else {
-                    return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
-                };
+                let mut taken = 0;
+                // rustls fragments at the configured size; a smaller cap
+                // (setMaxSendFragment) is one offer per record.
+                for piece in chunk.chunks(self.max_fragment.unwrap_or(CHUNK)) {
+                    let Pumped::Idle { encrypted } =
+                        tls.pump(&mut self.bufs, Offer::Plaintext(piece))?
+                    else {
+                        return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
+                    };
+                    taken += encrypted;
+                }
                 self.flush_outgoing()?;
-                Ok(WriteOutcome::Written(encrypted))
+                Ok(WriteOutcome::Written(taken))
             }
             State::AwaitingHello | State::Handshaking(_) => Ok(WriteOutcome::WouldBlock),
             State::Closed => Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe))),
@@ -508,6 +526,24 @@ impl Session {
     /// rustls follows them. Before the handshake ends.
     pub fn require_key_update(&mut self) {
         self.require_rekey = true;
+    }
+
+    /// node:tls's `setMaxSendFragment`: the largest plaintext per record we
+    /// send, 512 to 16384 bytes. False when out of range, or when the kernel
+    /// already sends this connection's records and cannot cap them. Before
+    /// the handshake ends, a kernel that cannot keeps the connection in
+    /// userspace.
+    pub fn set_max_send_fragment(&mut self, size: usize) -> bool {
+        if !(512..=16384).contains(&size) {
+            return false;
+        }
+        if let State::Kernel(_) = self.state {
+            if sys::set_tx_max_payload(self.fd.as_fd(), size as u16).is_err() {
+                return false;
+            }
+        }
+        self.max_fragment = Some(size);
+        true
     }
 
     /// A TLS 1.3 KeyUpdate of our sending key (`request_peer`: ask the peer

@@ -108,6 +108,26 @@ pub fn read_crypto_info(fd: BorrowedFd<'_>, dir: Direction, size: usize) -> io::
     Ok(buf)
 }
 
+/// `TLS_TX_MAX_PAYLOAD_LEN` (not yet in libc): the largest plaintext the
+/// kernel puts in one record it sends.
+const TLS_TX_MAX_PAYLOAD_LEN: libc::c_int = 5;
+
+/// Caps the plaintext per record the kernel sends (Linux 6.19+). For TLS
+/// 1.3 the kernel counts the content type byte apart: `max` is data only.
+pub fn set_tx_max_payload(fd: BorrowedFd<'_>, max: u16) -> io::Result<()> {
+    // SAFETY: `max` outlives the call and its size is passed exactly.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_TLS,
+            TLS_TX_MAX_PAYLOAD_LEN,
+            (&max as *const u16).cast(),
+            size_of::<u16>() as libc::socklen_t,
+        )
+    };
+    check(rc).map(drop)
+}
+
 /// `TLS_RX_EXPECT_NO_PAD` (Linux 6.0+): TLS 1.3 records are decrypted
 /// straight into the reader's buffer instead of a kernel bounce buffer.
 pub fn set_rx_expect_no_pad(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -244,6 +244,12 @@ impl Connection {
         Ok(())
     }
 
+    /// node:tls's `setMaxSendFragment(size)`: true when applied.
+    #[napi]
+    pub fn set_max_send_fragment(&mut self, size: u32) -> napi::Result<bool, String> {
+        Ok(self.session()?.set_max_send_fragment(size as usize))
+    }
+
     /// A TLS 1.3 KeyUpdate of our sending key. False while the socket cannot
     /// take the record: `flush()` sends it once writable.
     #[napi]

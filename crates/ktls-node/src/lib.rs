@@ -36,6 +36,7 @@ pub struct Capabilities {
     pub rekey: bool,
     pub rx_expect_no_pad: bool,
     pub tx_zero_copy: bool,
+    pub tx_max_payload: bool,
 }
 
 #[napi]
@@ -52,6 +53,7 @@ pub fn capabilities() -> Capabilities {
         rekey: caps.rekey,
         rx_expect_no_pad: caps.rx_expect_no_pad,
         tx_zero_copy: caps.tx_zero_copy,
+        tx_max_payload: caps.tx_max_payload,
     }
 }
 
