@@ -10,6 +10,7 @@
 
 mod config;
 mod conn;
+mod control;
 mod crypto_info;
 mod error;
 mod exporter;
@@ -31,6 +32,9 @@ pub use config::{
     ClientContext, ClientOptions, CommonOptions, Identity, ServerContext, ServerOptions,
     DEFAULT_CIPHERS,
 };
+/// The post-handshake record rules, exposed for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub use control::{ControlParser, PostHandshake, Step, MAX_POST_HANDSHAKE_MESSAGE};
 pub use crypto_info::{CryptoInfo, KernelCipher};
 pub use error::{Error, Result};
 pub use host_loop::LoopWatch;
@@ -39,5 +43,8 @@ pub use outcome::{ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 pub use probe::{capabilities, offload_with_fixed_key, Capabilities};
 pub use reactor::{Interest, Reactor, READABLE, WRITABLE};
 pub use sendfile::FileSend;
+/// The handshake's record-exact read size, exposed for the fuzz targets.
+#[doc(hidden)]
+pub use session::bytes_to_record_end;
 pub use session::{HandshakeInfo, Session};
 pub use stream::{StreamSession, StreamState};

@@ -1,25 +1,24 @@
 //! Record I/O after offload. The kernel hands non-data records to
-//! `recvmsg` with their content type; this module acts on them: alerts end
-//! or fail the stream, session tickets go to rustls, key updates rekey the
-//! kernel (Linux 6.14+) or fail the connection with a clear error.
+//! `recvmsg` with their content type; `control.rs` judges them and this
+//! module acts: session tickets go to rustls, key updates rekey the kernel
+//! (Linux 6.14+) or fail the connection with a clear error.
 
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use rustls::AlertDescription;
+
 use crate::conn::Kernel;
-use crate::crypto_info::CryptoInfo;
-use crate::crypto_info::KernelCipher;
+use crate::control::{
+    ControlParser, PostHandshake, Step, ALERT_CLOSE_NOTIFY, HANDSHAKE_KEY_UPDATE,
+};
+use crate::crypto_info::{CryptoInfo, KernelCipher};
 use crate::error::{Error, Result};
 use crate::offload::install_direction;
 use crate::outcome::{nonblocking, ControlOutcome, ReadOutcome};
-use crate::sys::{self, Direction, CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE};
-use rustls::AlertDescription;
+use crate::sys::{self, Direction, CONTENT_ALERT, CONTENT_HANDSHAKE};
 
-const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
-const HANDSHAKE_KEY_UPDATE: u8 = 24;
-const ALERT_CLOSE_NOTIFY: u8 = 0;
-const ALERT_USER_CANCELED: u8 = 90;
 /// More KeyUpdates than this from a peer within one second end the connection.
 pub(crate) const MAX_PEER_KEY_UPDATES_PER_SECOND: u32 = 32;
 
@@ -27,8 +26,8 @@ pub(crate) const MAX_PEER_KEY_UPDATES_PER_SECOND: u32 = 32;
 #[derive(Debug)]
 pub(crate) struct ControlRecords {
     kernel: Kernel,
-    /// Handshake bytes of a message split across records.
-    partial_message: Vec<u8>,
+    /// The record rules, handshake messages split across records included.
+    parser: ControlParser,
     /// Our KeyUpdate is still to send, with its `request_update` byte (the
     /// peer asked us to update, or the application did).
     tx_update_due: Option<u8>,
@@ -41,7 +40,7 @@ impl ControlRecords {
     pub(crate) fn new(kernel: Kernel, cipher: KernelCipher) -> Self {
         Self {
             kernel,
-            partial_message: Vec::new(),
+            parser: ControlParser::default(),
             tx_update_due: None,
             peer_updates: (Instant::now(), 0),
             cipher,
@@ -67,10 +66,13 @@ impl ControlRecords {
         fd: BorrowedFd<'_>,
         buf: &mut [u8],
     ) -> Result<ControlOutcome> {
-        let received = match nonblocking(sys::recv_record(fd, buf)) {
+        let (n, content_type) = match nonblocking(sys::recv_record(fd, buf)) {
             Ok(Some(received)) => received,
             Ok(None) => return Ok(ControlOutcome::WouldBlock),
-            Err(e) if e.raw_os_error() == Some(libc::EKEYEXPIRED) && self.key_update_split() => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EKEYEXPIRED)
+                    && self.parser.key_update_split() =>
+            {
                 // The kernel stopped at the first fragment of a KeyUpdate,
                 // expecting new keys; the rest of the message still comes
                 // under the current key, so put that key back and read on.
@@ -79,50 +81,30 @@ impl ControlRecords {
             }
             Err(e) => return Err(read_error(e)),
         };
-        let (n, content_type) = match received {
-            (0, None) => return Ok(ControlOutcome::Eof),
-            (n, None) => return Ok(ControlOutcome::Data(n)),
-            (n, Some(content_type)) => (n, content_type),
-        };
-        // RFC 8446 §5.1: nothing may come between the fragments of a handshake message.
-        if !self.partial_message.is_empty() && content_type != CONTENT_HANDSHAKE {
-            return Err(Error::violation(
-                AlertDescription::UnexpectedMessage,
-                "a record inside a fragmented handshake message",
-            ));
-        }
-        match content_type {
-            CONTENT_APPLICATION_DATA if n == 0 => Ok(ControlOutcome::Handled),
-            CONTENT_APPLICATION_DATA => Ok(ControlOutcome::Data(n)),
-            CONTENT_ALERT if alert_ends_stream(&buf[..n])? => Ok(ControlOutcome::Eof),
-            CONTENT_ALERT => Ok(ControlOutcome::Handled),
-            CONTENT_HANDSHAKE if n == 0 => Err(Error::violation(
-                AlertDescription::UnexpectedMessage,
-                "an empty handshake record",
-            )),
-            CONTENT_HANDSHAKE => {
-                self.handshake_record(fd, &buf[..n])?;
-                Ok(self.waiting_or(ControlOutcome::Handled))
+        match self.parser.record(content_type, &buf[..n])? {
+            Step::Eof => Ok(ControlOutcome::Eof),
+            Step::Data(n) => Ok(ControlOutcome::Data(n)),
+            Step::Handled => Ok(ControlOutcome::Handled),
+            Step::Handshake {
+                messages,
+                fragment_pending,
+            } => {
+                for message in messages {
+                    match message {
+                        PostHandshake::Ticket(body) => self.kernel.new_session_ticket(&body)?,
+                        PostHandshake::KeyUpdate { update_requested } => {
+                            self.key_update(fd, update_requested)?
+                        }
+                    }
+                }
+                // The rest of a split message must be read here, before the host reads data.
+                Ok(if fragment_pending {
+                    ControlOutcome::Fragment
+                } else {
+                    ControlOutcome::Handled
+                })
             }
-            _ => Err(Error::violation(
-                AlertDescription::UnexpectedMessage,
-                "a record of an unknown type",
-            )),
         }
-    }
-
-    /// A handshake message is incomplete: its next fragment must be read
-    /// here, before the host reads any data.
-    fn waiting_or(&self, otherwise: ControlOutcome) -> ControlOutcome {
-        if self.partial_message.is_empty() {
-            otherwise
-        } else {
-            ControlOutcome::Fragment
-        }
-    }
-
-    fn key_update_split(&self) -> bool {
-        self.partial_message.first() == Some(&HANDSHAKE_KEY_UPDATE)
     }
 
     /// Installs the receive key the kernel holds again, at its current
@@ -134,46 +116,9 @@ impl ControlRecords {
         result.map_err(|_| Error::KeyUpdateUnsupported)
     }
 
-    fn handshake_record(&mut self, fd: BorrowedFd<'_>, record: &[u8]) -> Result<()> {
-        self.partial_message.extend_from_slice(record);
-        while let Some((msg_type, body_len)) = complete_message(&self.partial_message)? {
-            let message: Vec<u8> = self.partial_message.drain(..4 + body_len).collect();
-            // RFC 8446 §5.1: a KeyUpdate ends its record (the keys change after it).
-            if msg_type == HANDSHAKE_KEY_UPDATE && !self.partial_message.is_empty() {
-                return Err(Error::violation(
-                    AlertDescription::UnexpectedMessage,
-                    "data after a KeyUpdate in the same record",
-                ));
-            }
-            self.handshake_message(fd, msg_type, &message[4..])?;
-        }
-        Ok(())
-    }
-
-    fn handshake_message(&mut self, fd: BorrowedFd<'_>, msg_type: u8, body: &[u8]) -> Result<()> {
-        match msg_type {
-            HANDSHAKE_NEW_SESSION_TICKET => self.kernel.new_session_ticket(body),
-            HANDSHAKE_KEY_UPDATE => self.key_update(fd, body),
-            _ => Err(Error::violation(
-                AlertDescription::UnexpectedMessage,
-                "a handshake message not allowed after the handshake",
-            )),
-        }
-    }
-
     /// RFC 8446 §4.6.3: install the peer's next key; if it asked, answer with
     /// our own KeyUpdate and move to our next key.
-    fn key_update(&mut self, fd: BorrowedFd<'_>, body: &[u8]) -> Result<()> {
-        let request_update = match body {
-            [0] => false,
-            [1] => true,
-            _ => {
-                return Err(Error::violation(
-                    AlertDescription::DecodeError,
-                    "a malformed KeyUpdate",
-                ))
-            }
-        };
+    fn key_update(&mut self, fd: BorrowedFd<'_>, request_update: bool) -> Result<()> {
         self.count_peer_update()?;
         let (seq, secrets) = self.kernel.update_rx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
@@ -269,42 +214,6 @@ pub(crate) fn read_error(err: io::Error) -> Error {
     }
 }
 
-/// True for close_notify; an error for fatal alerts; false for alerts that
-/// may be ignored (user_canceled, RFC 8446 §6.1).
-fn alert_ends_stream(payload: &[u8]) -> Result<bool> {
-    let [_level, description] = payload else {
-        return Err(if payload.is_empty() {
-            Error::violation(AlertDescription::UnexpectedMessage, "an empty alert record")
-        } else {
-            Error::violation(AlertDescription::DecodeError, "a malformed alert")
-        });
-    };
-    match *description {
-        ALERT_CLOSE_NOTIFY => Ok(true),
-        ALERT_USER_CANCELED => Ok(false),
-        other => Err(Error::AlertReceived(AlertDescription::from(other))),
-    }
-}
-
-/// Larger than any post-handshake message a peer has reason to send (a
-/// NewSessionTicket is at most about 128 KiB): a bound on what we buffer.
-const MAX_POST_HANDSHAKE_MESSAGE: usize = 256 * 1024;
-
-/// The type and body length of the first message in `buf`, if whole.
-fn complete_message(buf: &[u8]) -> Result<Option<(u8, usize)>> {
-    let [msg_type, a, b, c, rest @ ..] = buf else {
-        return Ok(None);
-    };
-    let len = u32::from_be_bytes([0, *a, *b, *c]) as usize;
-    if len > MAX_POST_HANDSHAKE_MESSAGE {
-        return Err(Error::violation(
-            AlertDescription::UnexpectedMessage,
-            "a post-handshake message too large",
-        ));
-    }
-    Ok((rest.len() >= len).then_some((*msg_type, len)))
-}
-
 /// The alert record for a fatal error, sent through the kernel.
 pub(crate) fn send_fatal_alert(fd: BorrowedFd<'_>, alert: AlertDescription) {
     const FATAL: u8 = 2;
@@ -312,54 +221,4 @@ pub(crate) fn send_fatal_alert(fd: BorrowedFd<'_>, alert: AlertDescription) {
     // would refuse this send.
     sys::take_socket_error(fd);
     let _ = sys::send_record(fd, CONTENT_ALERT, &[FATAL, u8::from(alert)]);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_notify_ends_the_stream() {
-        assert!(alert_ends_stream(&[1, 0]).unwrap());
-    }
-
-    #[test]
-    fn user_canceled_is_ignored() {
-        assert!(!alert_ends_stream(&[1, 90]).unwrap());
-    }
-
-    #[test]
-    fn fatal_alerts_carry_their_code() {
-        let err = alert_ends_stream(&[2, 40]).unwrap_err();
-        assert_eq!(err.code(), "ERR_TLS_ALERT_HANDSHAKE_FAILURE");
-    }
-
-    #[test]
-    fn messages_split_across_records_wait_for_their_tail() {
-        assert_eq!(complete_message(&[24, 0, 0, 1]).unwrap(), None);
-        assert_eq!(complete_message(&[24, 0, 0, 1, 0]).unwrap(), Some((24, 1)));
-        assert_eq!(
-            complete_message(&[4, 0, 0, 2, 9, 9, 24]).unwrap(),
-            Some((4, 2))
-        );
-    }
-
-    #[test]
-    fn empty_and_truncated_alerts_are_violations() {
-        let empty = alert_ends_stream(&[]).unwrap_err();
-        assert_eq!(
-            empty.alert_to_send(),
-            Some(AlertDescription::UnexpectedMessage)
-        );
-        let truncated = alert_ends_stream(&[2]).unwrap_err();
-        assert_eq!(
-            truncated.alert_to_send(),
-            Some(AlertDescription::DecodeError)
-        );
-    }
-
-    #[test]
-    fn oversized_messages_are_refused_before_buffering() {
-        assert!(complete_message(&[4, 0x10, 0, 0]).is_err());
-    }
 }

@@ -679,9 +679,10 @@ pub(crate) fn capture_info(
     }
 }
 
-/// How many bytes complete the first incomplete record in `buf`
-/// (a 5-byte header, then the length it announces).
-fn bytes_to_record_end(buf: &[u8]) -> Result<usize> {
+/// How many bytes complete the first incomplete record in `buf` (a 5-byte
+/// header, then the length it announces): a handshake read never passes the
+/// end of the record it is in. An error for a plaintext record too large.
+pub fn bytes_to_record_end(buf: &[u8]) -> Result<usize> {
     let mut at = 0;
     loop {
         let rest = &buf[at..];
