@@ -55,8 +55,8 @@ interface FileJob {
   zeroCopy: boolean
   resolve(bytes: number): void
   reject(err: Error): void
-  /** Stops it (ECANCELED). */
-  cancel?: () => void
+  /** Stops it: with why the socket was destroyed, else ECANCELED. */
+  cancel?: (reason?: Error | null) => void
 }
 
 const READ_CHUNK = 256 * 1024
@@ -139,7 +139,9 @@ function queue(socket: FileSink, job: Pick<FileJob, 'range' | 'zeroCopy'>): Prom
     jobs.set(marker, { ...job, resolve, reject })
     // Only called with an error when the send never ran (destroyed first).
     socket.write(marker, (err) => {
-      if (err) reject(err)
+      if (!err) return
+      reject(err)
+      if (jobs.delete(marker)) job.range.then((range) => range.close(), () => {})
     })
   })
 }
@@ -170,7 +172,7 @@ export function runFileWrite(socket: FileSink, marker: Buffer, callback: (err?: 
     if (err && started && !socket.destroyed) socket.destroy()
     callback()
   }
-  job.cancel = () => settle(canceled())
+  job.cancel = (reason) => settle(reason ?? canceled())
   job.range.then(
     (range) =>
       afterHandleWrites(socket, () => {
@@ -207,11 +209,14 @@ export function writevAroundFiles(
   next(0)
 }
 
-/** The socket is being destroyed: its sends stop and their promises reject (ECANCELED). */
-export function cancelFileSends(socket: net.Socket): void {
+/**
+ * The socket is being destroyed: its sends stop, their promises rejecting
+ * with what destroyed it (a peer's reset, say), else ECANCELED.
+ */
+export function cancelFileSends(socket: net.Socket, reason?: Error | null): void {
   const mine = running.get(socket)
   if (!mine) return
-  for (const job of [...mine]) job.cancel?.()
+  for (const job of [...mine]) job.cancel?.(reason)
 }
 
 /** libuv's queue is empty once the last write's callback ran; checked, not assumed. */
@@ -225,9 +230,9 @@ async function viaSendfile(socket: FileSink, fd: number, range: FileRange, job: 
   try {
     sender = new binding.FileSender(fd, range.fd)
     const cancel = job.cancel
-    job.cancel = () => {
+    job.cancel = (reason) => {
       sender!.cancel()
-      cancel?.()
+      cancel?.(reason)
     }
     if (job.zeroCopy) setZeroCopy(sender)
     const sent: FileSent = await sender.send(range.offset, range.length)

@@ -865,7 +865,7 @@ export class KtlsSocket extends net.Socket {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.handshakeTimer)
-    cancelFileSends(this)
+    cancelFileSends(this, err)
     this.keys?.abandon(err ?? canceledWrite())
     this.engine = 'closed'
     this.conn?.destroy()
