@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// `ktls serve` (also `npm start`) and `ktls probe`.
+// `ktls serve` (also `npm start`), `ktls probe` and `ktls doctor`.
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { capabilities } from './index'
+import { doctor, doctorText } from './doctor'
 import { probeReport } from './probe'
 import { STATUS_PATH, serve } from './serve'
 
 const USAGE = `usage: ktls serve [dir] [--port 8443] [--host localhost] [--cert cert.pem --key key.pem]
                   [--max-age ms] [--zero-copy]
        ktls probe [--json]
+       ktls doctor [--json]
 
 serve  The files under dir (default: ./public if there is one, else the current
        directory) over HTTPS on ktls sockets; where the kernel encrypts, file
@@ -18,7 +20,11 @@ serve  The files under dir (default: ./public if there is one, else the current
        not. GET ${STATUS_PATH} answers with the connection's status as JSON.
        Without --cert/--key it uses a self-signed certificate made at first start.
        --zero-copy: TLS_TX_ZEROCOPY_RO (Linux 5.19+); files must not change while sent.
-probe  What this kernel can offload, and what to do when it cannot.`
+probe  What this kernel can offload, and what to do when it cannot.
+doctor Why offload does or does not work here: the tls module (and why it is
+       not loaded), the capability probe, a loopback self-test through ktls,
+       /proc/net/tls_stat, one line of advice per problem. Exit status 0 when
+       the self-test was offloaded both ways, 1 otherwise.`
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -38,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0] ?? 'serve'
   if (values.help || command === 'help') return usage(0)
   if (command === 'probe') return probe(values.json === true)
+  if (command === 'doctor') return diagnose(values.json === true)
   if (command === 'serve' && positionals.length <= 2) return startServing(values, positionals[1])
   return usage(2)
 }
@@ -50,6 +57,12 @@ function usage(status: number): number {
 function probe(json: boolean): number {
   console.log(json ? JSON.stringify(capabilities(), null, 2) : probeReport(capabilities()))
   return 0
+}
+
+async function diagnose(json: boolean): Promise<number> {
+  const report = await doctor()
+  console.log(json ? JSON.stringify(report, null, 2) : doctorText(report))
+  return report.ok ? 0 : 1
 }
 
 interface ServeFlags {

@@ -1,16 +1,21 @@
 // The capability report `ktls probe` prints (and `ktls serve` before serving).
 import type { Capabilities } from './index'
 
-const SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const
+export const SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const
 
 /** The kernel module behind each suite's kernel crypto, for the advice. */
-const SUITE_MODULES: Record<(typeof SUITES)[number], string> = {
+export const SUITE_MODULES: Record<(typeof SUITES)[number], string> = {
   TLS_AES_128_GCM_SHA256: 'gcm',
   TLS_AES_256_GCM_SHA384: 'gcm',
   TLS_CHACHA20_POLY1305_SHA256: 'chacha20poly1305',
 }
 
 export function probeReport(caps: Capabilities): string {
+  return [...capabilityLines(caps), ...advice(caps)].join('\n')
+}
+
+/** The report without its advice (`ktls doctor` gives its own). */
+export function capabilityLines(caps: Capabilities): string[] {
   const lines = [
     `kernel            ${caps.kernel}`,
     `TCP_ULP "tls"     ${caps.ulp ? 'available' : `not available: ${caps.reason ?? 'unknown reason'}`}`,
@@ -23,8 +28,7 @@ export function probeReport(caps: Capabilities): string {
     lines.push(`tx zero-copy      ${caps.txZeroCopy ? 'available (opt-in: zeroCopy)' : 'not available (Linux 5.19+)'}`)
     lines.push(`record size cap   ${caps.txMaxPayload ? 'available (setMaxSendFragment)' : 'not available (Linux 6.19+): setMaxSendFragment keeps a connection in userspace'}`)
   }
-  lines.push(...advice(caps))
-  return lines.join('\n')
+  return lines
 }
 
 function advice(caps: Capabilities): string[] {
