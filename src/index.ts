@@ -1,52 +1,35 @@
-// ktls: kernel TLS offload for Node.js, with node:tls's vocabulary.
-import { binding } from './native'
+// ktls: kernel TLS offload for Node.js, with node:tls's vocabulary. Where
+// no ktls binary loads (another OS or architecture), the same names are
+// node:tls's, never offloaded, and `capabilities().reason` says why.
+import * as native from './api'
+import * as fallback from './fallback'
+import { bindingLoadError } from './native'
 
-export { KtlsSocket, type KtlsSocketOptions, type KtlsStatus } from './socket'
-export { Server, createServer, type ServerOptions } from './server'
-export { connect, upgrade, type ConnectOptions } from './connect'
-export { SecureContext, createSecureContext, type SecureContextOptions, type KtlsMode } from './context'
-export { KtlsError } from './errors'
-export type { FileSource, SendFileOptions } from './sendfile'
-export { serveStatic, type ServeStaticOptions, type StaticHandler } from './static'
+if (bindingLoadError) fallback.useFallback(bindingLoadError)
+// The fallback's sockets and servers are node:tls's with ktls's members.
+const api = (bindingLoadError ? { ...native, ...fallback, https: fallback.httpsModule } : native) as unknown as typeof native
 
-/** The suites used when `ciphers` is not given, in preference order (as tls.DEFAULT_CIPHERS). */
-export const DEFAULT_CIPHERS: string = binding.defaultCiphers()
+export type { KtlsSocketOptions, KtlsStatus, ServerOptions, ConnectOptions, SecureContextOptions, KtlsMode } from './api'
+export type { FileSource, SendFileOptions, ServeStaticOptions, StaticHandler, Capabilities } from './api'
+export type { HttpsServerOptions, AgentOptions, UndiciConnectorOptions } from './api'
+export { KtlsError, serveStatic } from './api'
 
-export interface Capabilities {
-  kernel: string
-  ulp: boolean
-  reason?: string
-  ciphers: {
-    TLS_AES_128_GCM_SHA256: boolean
-    TLS_AES_256_GCM_SHA384: boolean
-    TLS_CHACHA20_POLY1305_SHA256: boolean
-  }
-  rekey: boolean
-  rxExpectNoPad: boolean
-  /** `TLS_TX_ZEROCOPY_RO` (Linux 5.19+): sendFile's `zeroCopy` option takes effect. */
-  txZeroCopy: boolean
-  /** `TLS_TX_MAX_PAYLOAD_LEN` (Linux 6.19+): the kernel honours `setMaxSendFragment()`. */
-  txMaxPayload: boolean
-}
-
-/** What this kernel can offload (probed once per process). */
-export function capabilities(): Capabilities {
-  const c = binding.capabilities()
-  const result: Capabilities = {
-    kernel: c.kernel,
-    ulp: c.ulp,
-    ciphers: {
-      TLS_AES_128_GCM_SHA256: c.aes128Gcm,
-      TLS_AES_256_GCM_SHA384: c.aes256Gcm,
-      TLS_CHACHA20_POLY1305_SHA256: c.chacha20Poly1305,
-    },
-    rekey: c.rekey,
-    rxExpectNoPad: c.rxExpectNoPad,
-    txZeroCopy: c.txZeroCopy,
-    txMaxPayload: c.txMaxPayload,
-  }
-  if (c.reason !== undefined) result.reason = c.reason
-  return result
-}
-export { HttpsServer, createHttpsServer, Agent, undiciConnector, type HttpsServerOptions, type AgentOptions, type UndiciConnectorOptions } from './http'
-export * as https from './https'
+export const KtlsSocket: typeof native.KtlsSocket = api.KtlsSocket
+export type KtlsSocket = native.KtlsSocket
+export const Server: typeof native.Server = api.Server
+export type Server = native.Server
+export const createServer: typeof native.createServer = api.createServer
+export const connect: typeof native.connect = api.connect
+export const upgrade: typeof native.upgrade = api.upgrade
+export const SecureContext: typeof native.SecureContext = api.SecureContext
+export type SecureContext = native.SecureContext
+export const createSecureContext: typeof native.createSecureContext = api.createSecureContext
+export const DEFAULT_CIPHERS: typeof native.DEFAULT_CIPHERS = api.DEFAULT_CIPHERS
+export const capabilities: typeof native.capabilities = api.capabilities
+export const HttpsServer: typeof native.HttpsServer = api.HttpsServer
+export type HttpsServer = native.HttpsServer
+export const createHttpsServer: typeof native.createHttpsServer = api.createHttpsServer
+export const Agent: typeof native.Agent = api.Agent
+export type Agent = native.Agent
+export const undiciConnector: typeof native.undiciConnector = api.undiciConnector
+export const https: typeof native.https = api.https

@@ -2,8 +2,17 @@
 // bookkeeping that keeps the event loop alive while sockets are open.
 import type * as Binding from '../binding/index'
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const binding: typeof Binding = require('../binding/index.js')
+/** Why the binding did not load (no binary for this platform): ktls is then node:tls (fallback.ts). */
+export let bindingLoadError: Error | undefined
+let loaded: typeof Binding | undefined
+try {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded = require('../binding/index.js')
+} catch (err) {
+  bindingLoadError = err instanceof Error ? err : new Error(String(err))
+}
+/** The binding; used only where it loaded (index.ts never reaches it otherwise). */
+export const binding = loaded as typeof Binding
 
 export const READABLE = 1
 export const WRITABLE = 2

@@ -32,6 +32,14 @@ export function capabilityLines(caps: Capabilities): string[] {
 }
 
 function advice(caps: Capabilities): string[] {
+  if (/no ktls binary/.test(caps.reason ?? '')) {
+    return [
+      '',
+      'Every connection still works: node:tls encrypts in userspace behind the same API.',
+      'Kernel TLS needs Linux and a ktls binary for this machine: ktls-linux-x64-gnu is the',
+      'one published; elsewhere, build one from a checkout (`npm install` there builds it).',
+    ]
+  }
   if (!caps.ulp) {
     return [
       '',
