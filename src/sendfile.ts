@@ -60,6 +60,8 @@ interface FileJob {
 }
 
 const READ_CHUNK = 256 * 1024
+// One threadpool task per slice, so a long send shows progress between them.
+const SENDFILE_SLICE = 16 * 1024 * 1024
 const fstat = promisify(fs.fstat)
 const read = promisify(fs.read)
 
@@ -235,10 +237,17 @@ async function viaSendfile(socket: FileSink, fd: number, range: FileRange, job: 
       cancel?.(reason)
     }
     if (job.zeroCopy) setZeroCopy(sender)
-    const sent: FileSent = await sender.send(range.offset, range.length)
-    if (sent.code !== undefined) throw new KtlsError(sent.code, sent.message ?? sent.code)
-    socket.countWritten(sent.bytes)
-    return sent.bytes
+    let total = 0
+    while (total < range.length) {
+      const slice = Math.min(SENDFILE_SLICE, range.length - total)
+      const sent: FileSent = await sender.send(range.offset + total, slice)
+      if (sent.code !== undefined) throw new KtlsError(sent.code, sent.message ?? sent.code)
+      socket.countWritten(sent.bytes)
+      total += sent.bytes
+      if (sent.bytes < slice) break // the file ended early
+      touchTimer(socket) // progress: an idle timeout (setTimeout) starts over
+    }
+    return total
   } finally {
     sender?.close()
   }

@@ -250,8 +250,8 @@ export function sendfileSuite(env) {
     t.deepEqual(await Promise.all(sends), [1000, 777])
   })
 
-  env.serial(env.title('zeroCopy: true sends the same bytes'), async (t) => {
-    t.timeout(env.ms(15000))
+  env.serial(env.title('zeroCopy: true sends the same bytes, also past one 16 MiB slice'), async (t) => {
+    t.timeout(env.ms(30000))
     const dir = tempDir(t)
     const bytes = randomBytes(2 * MiB + 3)
     const path = writeFile(dir, 'zc', bytes)
@@ -261,12 +261,17 @@ export function sendfileSuite(env) {
     const got = await withTimeout(hashExactly(client, bytes.length), env.ms(10000), 'client read')
     t.is(got.sha256, sha256(bytes))
     t.is(await sending, bytes.length)
-    expectKernelSends(t, counter, 1)
+    const several = 33 * MiB // more than one 16 MiB slice
+    const long = server.sendFile(sparseFile(dir, 'holes', several), { zeroCopy: true })
+    const zeros = await withTimeout(hashExactly(client, several), env.ms(20000), 'long read')
+    t.is(zeros.sha256, sha256(Buffer.alloc(several)))
+    t.is(await long, several)
+    expectKernelSends(t, counter, 2)
     if (env.kernel) t.true(ktls.capabilities().txZeroCopy, 'the harness kernels know TLS_TX_ZEROCOPY_RO')
   })
 
   env.serial(env.title('on a socket without TLS (benchmark mode) sendFile uses sendfile(2): intact, truncation and a leaving peer coded'), async (t) => {
-    t.timeout(env.ms(20000))
+    t.timeout(env.ms(30000))
     const dir = tempDir(t)
     const bytes = randomBytes(3 * MiB + 1)
     const path = writeFile(dir, 'plain', bytes)
@@ -277,6 +282,13 @@ export function sendfileSuite(env) {
     t.is(got.sha256, sha256(bytes.subarray(1)))
     t.is(await sending, bytes.length - 1)
     t.is(counter.made, 1)
+
+    const several = 40 * MiB + 7 // more than one 16 MiB slice
+    const holes = sparseFile(dir, 'holes', several)
+    const long = server.sendFile(holes)
+    const zeros = await withTimeout(hashExactly(client, several), env.ms(20000), 'long read')
+    t.is(zeros.sha256, sha256(Buffer.alloc(several)))
+    t.is(await long, several)
 
     const shrinking = sparseFile(dir, 'shrinking', 32 * MiB)
     const second = await plainPair(t)
