@@ -79,13 +79,13 @@ type Settings = Required<Omit<ServeStaticOptions, 'index'>> & { index: string | 
 
 async function serve(req: http.IncomingMessage, res: http.ServerResponse, root: string, settings: Settings): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpStatus(405, 'ERR_METHOD_NOT_ALLOWED', 'Method Not Allowed')
-  const { pathname, search } = splitUrl(req.url ?? '/')
+  const { pathname } = splitUrl(req.url ?? '/')
   const segments = safeSegments(pathname, settings.dotfiles)
   const realRoot = await fs.promises.realpath(root)
   let target = await within(realRoot, path.join(realRoot, ...segments))
   let stats = await fs.promises.stat(target)
   if (stats.isDirectory()) {
-    if (!pathname.endsWith('/')) return redirect(res, `${pathname}/${search}`)
+    if (!pathname.endsWith('/')) return redirect(res, slashed(req))
     if (settings.index === false) throw notFound()
     target = await within(realRoot, path.join(target, settings.index))
     stats = await fs.promises.stat(target)
@@ -205,6 +205,12 @@ async function sendBody(res: http.ServerResponse, handle: FileHandle, start: num
     const body = handle.createReadStream({ start, end: start + length - 1, autoClose: false })
     pipeline(body, res, () => resolve())
   })
+}
+
+/** The URL the client asked for with a slash after its path; Express's mount path (originalUrl) included. */
+function slashed(req: http.IncomingMessage): string {
+  const { pathname, search } = splitUrl((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/')
+  return `${pathname}/${search}`
 }
 
 function redirect(res: http.ServerResponse, location: string): void {
