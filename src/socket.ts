@@ -649,6 +649,7 @@ export class KtlsSocket extends net.Socket {
   /**
    * Called by the reactor; one report per arm. Native failures are caught
    * where they happen; what a user callback throws goes on to the dispatcher.
+   * @internal
    */
   onReady(bits: number): void {
     this.armed = 0 // one report per arm: nothing is armed any more
@@ -892,19 +893,28 @@ export class KtlsSocket extends net.Socket {
     return sendFile(this, file, options)
   }
 
-  /** The descriptor sendfile(2) may write to: the kernel writes this socket's records (or there is no TLS). */
+  /**
+   * The descriptor sendfile(2) may write to: the kernel writes this socket's records (or there is no TLS).
+   * @internal
+   */
   kernelTxFd(): number | undefined {
     const fd = this.tcp?.fd
     const kernelWrites = this.engine === 'libuv' || (this.engine === 'own' && !this.userspaceRecords)
     return kernelWrites && typeof fd === 'number' && fd >= 0 ? fd : undefined
   }
 
-  /** One chunk through this socket's engine, bypassing the stream's queue (sendFile's fallback). */
+  /**
+   * One chunk through this socket's engine, bypassing the stream's queue (sendFile's fallback).
+   * @internal
+   */
   writeDirect(chunk: Buffer, callback: (err?: Error | null) => void): void {
     this._writev([{ chunk, encoding: 'buffer' as BufferEncoding }], callback)
   }
 
-  /** Bytes sendfile(2) wrote, which libuv's counter does not see. */
+  /**
+   * Bytes sendfile(2) wrote, which libuv's counter does not see.
+   * @internal
+   */
   countWritten(bytes: number): void {
     this.ownBytesWritten += bytes
   }
