@@ -7,12 +7,11 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { type Capabilities, capabilities } from './index'
-import { connect } from './connect'
+// From index: where no binary loads, these are the node:tls fallback's.
+import { type Capabilities, type KtlsSocket, type KtlsStatus, capabilities, connect, createServer } from './index'
+import { bindingLoadError } from './native'
 import { SUITES, SUITE_MODULES, capabilityLines } from './probe'
 import { generateSelfSigned } from './selfsigned'
-import { createServer } from './server'
-import type { KtlsSocket, KtlsStatus } from './socket'
 
 /** Where the `tls` module stands: loaded as a module, built in, on disk but not loaded, or nowhere. */
 export type ModuleState = 'loaded' | 'builtin' | 'loadable' | 'absent'
@@ -61,6 +60,8 @@ export interface DoctorReport {
   /** Offload works end to end: the self-test's pair was offloaded both ways and echoed. */
   ok: boolean
   kernel: string
+  /** Why ktls's native binary did not load (this platform has none); null when it loaded. */
+  bindingError: string | null
   module: ModuleFacts
   environment: EnvironmentFacts
   capabilities: Capabilities
@@ -78,6 +79,7 @@ export async function doctor(): Promise<DoctorReport> {
   const selfTest = await runSelfTest()
   const facts: Facts = {
     kernel: caps.kernel,
+    bindingError: bindingLoadError ? bindingLoadError.message : null,
     module: moduleFacts(caps.kernel),
     environment: environmentFacts(),
     capabilities: caps,
@@ -100,9 +102,12 @@ function offloaded(test: SelfTest): boolean {
 
 const PERSIST = '`echo tls | sudo tee /etc/modules-load.d/tls.conf` loads it at every boot'
 
-function moduleProblems({ capabilities: caps, module, environment: env }: Facts): Problem[] {
+function moduleProblems({ capabilities: caps, module, environment: env, bindingError }: Facts): Problem[] {
   if (caps.ulp) return []
   const error = (code: string, message: string, advice: string): Problem[] => [{ code, severity: 'error', message, advice }]
+  if (bindingError !== null) {
+    return error('NO_BINARY', caps.reason ?? bindingError, 'install without `--omit=optional` on a platform ktls ships a binary for (Linux x64 glibc), or build it in a checkout (`npm run build:native`, needs cargo)')
+  }
   if (module.state === 'loaded' || module.state === 'builtin') {
     return error('ULP_REFUSED', `the tls module is ${module.state} but TCP_ULP "tls" fails: ${caps.reason ?? 'no reason'}`, 'run `ktls doctor --json` and report its output')
   }

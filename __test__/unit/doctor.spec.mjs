@@ -11,7 +11,7 @@ const require = createRequire(import.meta.url)
 const { diagnose } = require('../../dist/doctor.js')
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 const onUserspaceHost = hostEvidenceOfKernelTls() ? test.skip : test
-const MODULE_CODES = ['MODULE_ABSENT', 'NO_AUTOLOAD', 'MODULE_NOT_LOADED', 'CONTAINER_NO_MODULE', 'WSL_KERNEL', 'ULP_REFUSED']
+const MODULE_CODES = ['NO_BINARY', 'MODULE_ABSENT', 'NO_AUTOLOAD', 'MODULE_NOT_LOADED', 'CONTAINER_NO_MODULE', 'WSL_KERNEL', 'ULP_REFUSED']
 
 function doctor(...args) {
   return new Promise((resolve) => {
@@ -56,9 +56,10 @@ const SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA2
 const on = { tx: true, rx: true, cipher: 'TLS_AES_128_GCM_SHA256' }
 const off = { tx: false, rx: false, cipher: 'TLS_AES_128_GCM_SHA256', reason: 'why not' }
 
-function facts({ ulp = true, module = 'loaded', env = {}, client = ulp ? on : off, server = client, error, ciphers = SUITES } = {}) {
+function facts({ ulp = true, module = 'loaded', env = {}, client = ulp ? on : off, server = client, error, ciphers = SUITES, bindingError = null } = {}) {
   return {
     kernel: '6.12.0',
+    bindingError,
     module: { state: module, detail: 'test' },
     environment: { container: [], wsl: false, capNetAdmin: true, capSysModule: true, distro: 'debian', ...env },
     capabilities: {
@@ -90,6 +91,7 @@ for (const [title, input, code] of [
   ['a module on disk that did not autoload', { ulp: false, module: 'loadable' }, 'MODULE_NOT_LOADED'],
   ['a container whose host has not loaded tls', { ulp: false, module: 'absent', env: { container: ['/.dockerenv'], capNetAdmin: false } }, 'CONTAINER_NO_MODULE'],
   ['WSL', { ulp: false, module: 'absent', env: { wsl: true } }, 'WSL_KERNEL'],
+  ['no ktls binary for this platform', { ulp: false, module: 'absent', bindingError: 'Cannot find module' }, 'NO_BINARY'],
   ['a loaded module that refuses the ULP', { ulp: false, module: 'loaded' }, 'ULP_REFUSED'],
   ['a ULP that works but a pair that was not offloaded', { client: off }, 'SELF_TEST_NOT_OFFLOADED'],
   ['a self-test that failed', { error: { code: 'ETIMEDOUT', message: 'x' } }, 'SELF_TEST_FAILED'],
