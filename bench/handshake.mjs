@@ -48,7 +48,7 @@ export async function handshake({ runs, seconds, warmup, concurrency, certs, exe
   return summarize(perConfig, { runs, seconds, warmup, concurrency })
 }
 
-async function handshakeOnce({ server, client, cert, seconds, warmup, concurrency, tls: pem, execArgv }) {
+async function handshakeOnce({ server, client, seconds, warmup, concurrency, tls: pem, execArgv }) {
   const s = forkPeer(FILE, { execArgv, label: `handshake ${server} server` })
   const c = forkPeer(FILE, { execArgv, label: `handshake ${client} client` })
   try {

@@ -12,7 +12,7 @@ import { ktls } from '../ktls.mjs'
 import { getCerts } from '../certs.mjs'
 import { closeServer, listen } from '../peers.mjs'
 import { MiB, dataBuffer, hashStream, expectedSha256, onceEvent, sha256, withTimeout, writePayload } from '../stream.mjs'
-import { startKtlsServer, startNodeServer, ktlsConnect, nodeConnect, collectErrors, closed, HOST } from '../tls.mjs'
+import { startKtlsServer, startNodeServer, ktlsConnect, collectErrors, closed, HOST } from '../tls.mjs'
 import { onCleanup, track } from '../cleanup.mjs'
 
 const UNGUARDED = fileURLToPath(new URL('../unguarded-server.mjs', import.meta.url))
