@@ -10,6 +10,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ktls } from '../ktls.mjs'
+import { getCerts } from '../certs.mjs'
 import { countFds, settleFds } from '../fds.mjs'
 import { track } from '../cleanup.mjs'
 import { delay, hashExactly, withTimeout } from '../stream.mjs'
@@ -166,6 +167,26 @@ export function sendfileSuite(env) {
     t.deepEqual(await Promise.all(sends), [5000, KiB, 0, 10])
     t.true(fs.fstatSync(fd).isFile(), 'the descriptor is still open')
     t.is((await handle.stat()).size, bytes.length, 'the FileHandle is still open')
+  })
+
+  env.serial(env.title('a sendFile issued before the handshake ends goes out after it, in order'), async (t) => {
+    t.timeout(env.ms(15000))
+    const dir = tempDir(t)
+    const bytes = randomBytes(200 * KiB)
+    const path = writeFile(dir, 'early', bytes)
+    const srv = await startKtlsServer()
+    t.teardown(() => srv.close())
+    const certs = getCerts()
+    const client = trackClose(track(ktls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: certs.ca.cert })))
+    client.write('early:')
+    const sending = client.sendFile(path)
+    client.write(':late')
+    const server = await srv.nextSocket()
+    t.teardown(() => closeBoth(client, server))
+    const expected = Buffer.concat([Buffer.from('early:'), bytes, Buffer.from(':late')])
+    const got = await withTimeout(hashExactly(server, expected.length), env.ms(10000), 'server read')
+    t.is(got.sha256, sha256(expected))
+    t.is(await sending, bytes.length)
   })
 
   env.serial(env.title('sendFile refuses a range past the end (ERR_KTLS_SENDFILE_RANGE), bad arguments and non-files; the socket carries on'), async (t) => {
