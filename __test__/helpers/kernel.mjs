@@ -1,7 +1,9 @@
-// Kernel TLS facts: /proc/net/tls_stat, kernel version, and the KTLS_REQUIRE gate.
+// Kernel TLS facts: /proc/net/tls_stat, what the kernel accepts, and the KTLS_REQUIRE gate.
 import test from 'ava'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { release } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { ktls } from './ktls.mjs'
 
 /** True when the harness demands kTLS (inside the UML guests). */
@@ -34,21 +36,16 @@ export function tlsStatDelta(a, b) {
   return out
 }
 
-/** [major, minor] of a kernel release string (default: harness kernel or running kernel). */
-export function kernelVersion(rel = process.env.KTLS_HARNESS_KERNEL || release()) {
-  const m = /^(\d+)\.(\d+)/.exec(rel)
-  if (!m) throw new Error(`cannot parse kernel release ${JSON.stringify(rel)}`)
-  return [Number(m[1]), Number(m[2])]
+/**
+ * What the kernel's kTLS accepts, found by __test__/probes/kernel_options.py
+ * without ktls: { rekey, txZeroCopy, txMaxPayload, rxExpectNoPad }. Tests gate
+ * on the probe (ktls.capabilities()), never on a version number: distribution
+ * kernels backport; this is the probe's independent check.
+ */
+export function kernelOptions() {
+  const script = fileURLToPath(new URL('../probes/kernel_options.py', import.meta.url))
+  return JSON.parse(execFileSync('python3', [script], { encoding: 'utf8', timeout: 30_000 }))
 }
-
-/** True when the kernel is >= major.minor. */
-export function kernelAtLeast(major, minor, rel) {
-  const [a, b] = kernelVersion(rel)
-  return a > major || (a === major && b >= minor)
-}
-
-/** Linux gained TLS 1.3 KeyUpdate (rekey) support for kTLS in 6.14. */
-export const kernelSupportsRekey = () => kernelAtLeast(6, 14)
 
 /**
  * Independent (not via the package) evidence that this kernel has the tls ULP:

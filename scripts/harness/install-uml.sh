@@ -6,16 +6,18 @@
 # Idempotent: a complete cache is reused as is.
 set -euo pipefail
 
-usage() { echo "usage: $0 6.1|7.2" >&2; exit 2; }
+usage() { echo "usage: $0 6.1|6.12|7.2" >&2; exit 2; }
 log() { echo "[install-uml] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
 
-# KVER -> Debian suite shipping that user-mode-linux.
+# KVER -> Debian suite shipping that user-mode-linux. bullseye (5.10) is not on
+# the mirror here, so there is no 5.10.
 suite_for() {
   case "$1" in
     6.1) echo bookworm ;;
+    6.12) echo trixie ;;
     7.2) echo sid ;;
     *) usage ;;
   esac
@@ -73,7 +75,7 @@ fetch_and_unpack() {
   dpkg-deb -x "$DEB_DIR/${pkg}_${ver//:/%3a}_amd64.deb" "$ROOT"
 }
 
-# sid's linux.uml needs a newer glibc than the host's: point a copy of it at the
+# trixie's and sid's linux.uml need a newer glibc than the host's: point a copy of it at the
 # unpacked libc6 (running it through ld.so directly breaks UML's self re-exec).
 make_binary() {
   local libdir="$ROOT/usr/lib/x86_64-linux-gnu"

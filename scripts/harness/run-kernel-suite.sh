@@ -3,7 +3,7 @@
 # host kernel has it, else inside User-Mode Linux guests, one per kernel in
 # KTLS_KERNELS. Exit 0 only if every kernel passed.
 #
-# Env: KTLS_KERNELS (default "6.1 7.2"), KTLS_NODE_LINE (run the suite on another
+# Env: KTLS_KERNELS (default "6.1 6.12 7.2"), KTLS_NODE_LINE (run the suite on another
 # Node line, e.g. 24, fetched by scripts/node-line.sh), KTLS_HARNESS_TIMEOUT (seconds per kernel,
 # default 1800), KTLS_HARNESS_FORCE_UML=1 (use guests even if the host has kTLS),
 # KTLS_HARNESS_ENV (extra variable names to pass into the guest).
@@ -175,13 +175,13 @@ main() {
   fi
   say "no kTLS on host kernel $(uname -r): using User-Mode Linux"
   trap stop_guest INT TERM HUP
-  for kver in ${KTLS_KERNELS:-6.1 7.2}; do
+  for kver in ${KTLS_KERNELS:-6.1 6.12 7.2}; do
     run_kernel "$kver" "$counted" "${cmd[@]}" || failed+=("$kver")
   done
   if (( ${#failed[@]} )); then
     say "FAILED on: ${failed[*]}"; return 1
   fi
-  say "all kernels passed: ${KTLS_KERNELS:-6.1 7.2}"
+  say "all kernels passed: ${KTLS_KERNELS:-6.1 6.12 7.2}"
 }
 
 main "$@"
