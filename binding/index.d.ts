@@ -91,10 +91,11 @@ export declare class Connection {
 export declare class FileSender {
   constructor(socketFd: number, fileFd: number)
   /**
-   * Sends `length` bytes from `offset` on the threadpool. `bytes` below
-   * `length` with no `code` means the file ended first.
+   * Sends up to `length` bytes from `offset` on the threadpool, waiting
+   * for a full send buffer at most `patienceMs` in all. `bytes` below
+   * `length`, not `blocked`, with no `code`: the file ended first.
    */
-  send(offset: number, length: number): Promise<FileSent>
+  send(offset: number, length: number, patienceMs: number): Promise<FileSent>
   /** Stops a running send within a fraction of a second (`ECANCELED`). */
   cancel(): void
   /** `TLS_TX_ZEROCOPY_RO` on the socket (Linux 5.19+). */
@@ -224,10 +225,11 @@ export declare function defaultCiphers(): string
 /**
  * What a send did. A Task's errors carry napi statuses, not our codes, so
  * failures come back as values: `code` (e.g. `EPIPE`, `ECANCELED`) set
- * means it failed.
+ * means it failed. `blocked`: the peer stopped reading; send the rest later.
  */
 export interface FileSent {
   bytes: number
+  blocked: boolean
   code?: string
   message?: string
 }

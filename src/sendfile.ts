@@ -39,6 +39,10 @@ export interface FileSink extends net.Socket {
   writeDirect(chunk: Buffer, callback: (err?: Error | null) => void): void
   /** Plaintext bytes moved outside libuv's counters. */
   countWritten(bytes: number): void
+  /** The kernel is about to seal `bytes`: false when the key's record limit ended the connection. */
+  beforeKernelWrite(bytes: number): boolean
+  /** The largest slice to hand the kernel at once (the record limit's checks). */
+  kernelWriteSlice(): number
 }
 
 interface FileRange {
@@ -62,6 +66,13 @@ interface FileJob {
 const READ_CHUNK = 256 * 1024
 // One threadpool task per slice, so a long send shows progress between them.
 const SENDFILE_SLICE = 16 * 1024 * 1024
+// How long a task may wait for a peer that is not reading before it gives
+// its worker thread back (libuv's threadpool also runs fs calls; 4 threads
+// by default), and how long sendFile then waits before trying again.
+const PATIENCE_MS = 50
+const MIN_PAUSE_MS = 5
+const MAX_PAUSE_MS = 200
+const delay = promisify(setTimeout)
 const fstat = promisify(fs.fstat)
 const read = promisify(fs.read)
 
@@ -238,14 +249,22 @@ async function viaSendfile(socket: FileSink, fd: number, range: FileRange, job: 
     }
     if (job.zeroCopy) setZeroCopy(sender)
     let total = 0
+    let pause = MIN_PAUSE_MS
     while (total < range.length) {
       const slice = Math.min(SENDFILE_SLICE, range.length - total)
-      const sent: FileSent = await sender.send(range.offset + total, slice)
+      const sent: FileSent = await sender.send(range.offset + total, slice, PATIENCE_MS)
       if (sent.code !== undefined) throw new KtlsError(sent.code, sent.message ?? sent.code)
       socket.countWritten(sent.bytes)
       total += sent.bytes
-      if (sent.bytes < slice) break // the file ended early
-      touchTimer(socket) // progress: an idle timeout (setTimeout) starts over
+      // Progress: an idle timeout (setTimeout) starts over.
+      if (sent.bytes > 0) touchTimer(socket)
+      if (!sent.blocked) {
+        if (sent.bytes < slice) break // the file ended early
+        continue
+      }
+      // The peer is not reading: give the worker thread back, try again later.
+      pause = sent.bytes > 0 ? MIN_PAUSE_MS : Math.min(pause * 2, MAX_PAUSE_MS)
+      await delay(pause)
     }
     return total
   } finally {

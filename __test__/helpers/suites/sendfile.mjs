@@ -254,6 +254,24 @@ export function sendfileSuite(env) {
     t.is(await settleFds(fds), fds, 'the connection and the files released')
   })
 
+  env.serial(env.title('sends to peers that stop reading do not hold the threadpool: file system calls go on'), async (t) => {
+    t.timeout(env.ms(30000))
+    const dir = tempDir(t)
+    const path = sparseFile(dir, 'stalled', 64 * MiB)
+    const counter = countSendfile(t)
+    const stalled = []
+    for (let i = 0; i < 8; i++) {
+      const pair = await (env.kernel ? tlsPair(t) : plainPair(t))
+      pair.client.pause()
+      stalled.push(pair.server.sendFile(path).catch((err) => err.code))
+    }
+    await delay(env.ms(300, 1000)) // every send buffer is full by now
+    const began = Date.now()
+    await withTimeout(Promise.all(Array.from({ length: 16 }, () => fs.promises.stat(path))), env.ms(2000), 'fs calls beside 8 stalled sends')
+    t.log(`16 stat() calls took ${Date.now() - began} ms beside 8 stalled sends`)
+    t.is(counter.made, 8, 'all eight went through sendfile(2)')
+  })
+
   env.serial(env.title('sendFile reaches offsets past 4 GiB (a sparse file)'), async (t) => {
     t.timeout(env.ms(15000))
     const dir = tempDir(t)

@@ -42,7 +42,7 @@ pub use offload::{KtlsMode, OffloadStatus};
 pub use outcome::{ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 pub use probe::{capabilities, offload_with_fixed_key, Capabilities};
 pub use reactor::{Interest, Reactor, READABLE, WRITABLE};
-pub use sendfile::FileSend;
+pub use sendfile::{FileSend, Sent};
 /// The handshake's record-exact read size, exposed for the fuzz targets.
 #[doc(hidden)]
 pub use session::bytes_to_record_end;

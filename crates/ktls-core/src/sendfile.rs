@@ -9,6 +9,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -31,7 +32,7 @@ sockopt_impl!(
 
 /// How long one wait for room in the send buffer lasts before the
 /// cancellation flag is looked at again.
-const WAIT_SLICE_MS: u8 = 100;
+const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// sendfile(2) moves at most this much per call (Linux's `MAX_RW_COUNT`).
 const MAX_PER_CALL: u64 = 0x7fff_f000;
@@ -55,24 +56,31 @@ impl FileSend {
         })
     }
 
-    /// Sends `length` bytes of the file from `offset`, blocking this thread
-    /// until they are in the socket's send buffer. Returns how many were
-    /// sent: fewer than `length` only when the file ended first (it was
-    /// truncated). Fails with the socket's error (`EPIPE`, `ECONNRESET`), or
-    /// `ECANCELED` after [`cancel`](Self::cancel).
-    pub fn send(&self, offset: u64, length: u64) -> Result<u64> {
+    /// Sends up to `length` bytes of the file from `offset`, blocking this
+    /// thread while the send buffer is full, but for no more than `patience`
+    /// in all: a peer that stops reading must not hold a worker thread (the
+    /// host's threadpool also serves its file system calls). `bytes` below
+    /// `length` means the file ended first (it was truncated), unless
+    /// `blocked` says the patience ran out. Fails with the socket's error
+    /// (`EPIPE`, `ECONNRESET`), or `ECANCELED` after [`cancel`](Self::cancel).
+    pub fn send(&self, offset: u64, length: u64, patience: Duration) -> Result<Sent> {
         let start = i64::try_from(offset).map_err(|_| out_of_range(offset))?;
         let mut position = start;
-        let mut sent = 0;
-        while sent < length {
+        let mut sent = Sent::default();
+        let mut waited = Duration::ZERO;
+        while sent.bytes < length {
             if self.cancelled.load(Ordering::Acquire) {
                 return Err(Errno::ECANCELED.into());
             }
-            let chunk = (length - sent).min(MAX_PER_CALL) as usize;
+            let chunk = (length - sent.bytes).min(MAX_PER_CALL) as usize;
             match sendfile64(&self.socket, &self.file, Some(&mut position), chunk) {
                 Ok(0) => break,
-                Ok(_) => sent = position.abs_diff(start),
-                Err(Errno::EAGAIN) => self.wait_writable()?,
+                Ok(_) => sent.bytes = position.abs_diff(start),
+                Err(Errno::EAGAIN) if waited >= patience => {
+                    sent.blocked = true;
+                    break;
+                }
+                Err(Errno::EAGAIN) => waited += self.wait_writable(patience - waited)?,
                 Err(Errno::EINTR) => {}
                 Err(err) => return Err(err.into()),
             }
@@ -90,15 +98,28 @@ impl FileSend {
         set_zero_copy(self.socket.as_fd())
     }
 
-    /// Waits for room in the send buffer, or for an error the next
-    /// sendfile(2) will report.
-    fn wait_writable(&self) -> Result<()> {
+    /// Waits (at most `limit`, in cancellable slices) for room in the send
+    /// buffer, or for an error the next sendfile(2) will report; returns how
+    /// long it waited.
+    fn wait_writable(&self, limit: Duration) -> Result<Duration> {
+        let began = Instant::now();
+        let slice = limit.min(WAIT_SLICE);
+        let millis = u16::try_from(slice.as_millis()).unwrap_or(u16::MAX).max(1);
         let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLOUT)];
-        match nix::poll::poll(&mut fds, PollTimeout::from(WAIT_SLICE_MS)) {
-            Ok(_) | Err(Errno::EINTR) => Ok(()),
+        match nix::poll::poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(_) | Err(Errno::EINTR) => Ok(began.elapsed()),
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// What one [`FileSend::send`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Bytes now in the socket's send buffer.
+    pub bytes: u64,
+    /// It stopped because the peer was not reading: try again later.
+    pub blocked: bool,
 }
 
 /// Sets `TLS_TX_ZEROCOPY_RO` on a socket whose `tls` ULP is attached.
@@ -122,6 +143,8 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
+
+    const PATIENT: Duration = Duration::from_secs(30);
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -161,10 +184,9 @@ mod tests {
             got
         });
         let send = FileSend::new(server.as_raw_fd(), file.as_raw_fd()).expect("dup");
-        assert_eq!(
-            send.send(3, data.len() as u64 - 3).expect("send"),
-            data.len() as u64 - 3
-        );
+        let sent = send.send(3, data.len() as u64 - 3, PATIENT).expect("send");
+        assert_eq!(sent.bytes, data.len() as u64 - 3);
+        assert!(!sent.blocked);
         drop(send);
         drop(server);
         assert!(reader.join().expect("reader") == data[3..]);
@@ -175,7 +197,8 @@ mod tests {
         let file = file_of(&pattern(1000));
         let (_client, server) = pair();
         let send = FileSend::new(server.as_raw_fd(), file.as_raw_fd()).expect("dup");
-        assert_eq!(send.send(900, 500).expect("send"), 100);
+        let sent = send.send(900, 500, PATIENT).expect("send");
+        assert_eq!((sent.bytes, sent.blocked), (100, false));
     }
 
     #[test]
@@ -184,7 +207,7 @@ mod tests {
         let (client, server) = pair();
         drop(client);
         let send = FileSend::new(server.as_raw_fd(), file.as_raw_fd()).expect("dup");
-        let err = send.send(0, 4 << 20).expect_err("peer gone");
+        let err = send.send(0, 4 << 20, PATIENT).expect_err("peer gone");
         assert!(
             matches!(err.code().as_str(), "EPIPE" | "ECONNRESET"),
             "{err}"
@@ -199,10 +222,28 @@ mod tests {
             std::sync::Arc::new(FileSend::new(server.as_raw_fd(), file.as_raw_fd()).expect("dup"));
         let canceller = std::sync::Arc::clone(&send);
         std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
             canceller.cancel();
         });
-        let err = send.send(0, 16 << 20).expect_err("cancelled");
+        let err = send.send(0, 16 << 20, PATIENT).expect_err("cancelled");
         assert_eq!(err.code(), "ECANCELED");
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_gets_only_the_patience() {
+        let file = file_of(&pattern(64 << 20));
+        let (_client, server) = pair();
+        let send = FileSend::new(server.as_raw_fd(), file.as_raw_fd()).expect("dup");
+        let began = Instant::now();
+        let sent = send
+            .send(0, 64 << 20, Duration::from_millis(150))
+            .expect("send");
+        assert!(sent.blocked);
+        assert!(sent.bytes > 0 && sent.bytes < 64 << 20, "{sent:?}");
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! threadpool, so the JS thread never blocks on a slow peer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use napi::bindgen_prelude::AsyncTask;
 use napi::{Env, Task};
@@ -19,10 +20,11 @@ pub struct FileSender {
 
 /// What a send did. A Task's errors carry napi statuses, not our codes, so
 /// failures come back as values: `code` (e.g. `EPIPE`, `ECANCELED`) set
-/// means it failed.
+/// means it failed. `blocked`: the peer stopped reading; send the rest later.
 #[napi(object)]
 pub struct FileSent {
     pub bytes: f64,
+    pub blocked: bool,
     pub code: Option<String>,
     pub message: Option<String>,
 }
@@ -37,14 +39,21 @@ impl FileSender {
         })
     }
 
-    /// Sends `length` bytes from `offset` on the threadpool. `bytes` below
-    /// `length` with no `code` means the file ended first.
+    /// Sends up to `length` bytes from `offset` on the threadpool, waiting
+    /// for a full send buffer at most `patienceMs` in all. `bytes` below
+    /// `length`, not `blocked`, with no `code`: the file ended first.
     #[napi(ts_return_type = "Promise<FileSent>")]
-    pub fn send(&self, offset: f64, length: f64) -> napi::Result<AsyncTask<SendRange>, String> {
+    pub fn send(
+        &self,
+        offset: f64,
+        length: f64,
+        patience_ms: u32,
+    ) -> napi::Result<AsyncTask<SendRange>, String> {
         Ok(AsyncTask::new(SendRange {
             inner: Arc::clone(self.open()?),
             offset: offset as u64,
             length: length as u64,
+            patience: Duration::from_millis(patience_ms.into()),
         }))
     }
 
@@ -82,6 +91,7 @@ pub struct SendRange {
     inner: Arc<ktls_core::FileSend>,
     offset: u64,
     length: u64,
+    patience: Duration,
 }
 
 impl Task for SendRange {
@@ -89,18 +99,22 @@ impl Task for SendRange {
     type JsValue = FileSent;
 
     fn compute(&mut self) -> napi::Result<FileSent> {
-        Ok(match self.inner.send(self.offset, self.length) {
-            Ok(bytes) => FileSent {
-                bytes: bytes as f64,
-                code: None,
-                message: None,
+        Ok(
+            match self.inner.send(self.offset, self.length, self.patience) {
+                Ok(sent) => FileSent {
+                    bytes: sent.bytes as f64,
+                    blocked: sent.blocked,
+                    code: None,
+                    message: None,
+                },
+                Err(err) => FileSent {
+                    bytes: 0.0,
+                    blocked: false,
+                    code: Some(err.code()),
+                    message: Some(err.to_string()),
+                },
             },
-            Err(err) => FileSent {
-                bytes: 0.0,
-                code: Some(err.code()),
-                message: Some(err.to_string()),
-            },
-        })
+        )
     }
 
     fn resolve(&mut self, _env: Env, output: FileSent) -> napi::Result<FileSent> {
