@@ -1028,7 +1028,7 @@ export function cliSuite(env) {
     const body = payload(3 * MiB + 5, 'serve-dir')
     writeFileSync(join(dir, 'big.bin'), body)
     writeFileSync(join(dir, 'index.html'), '<h1>ktls</h1>\n')
-    const served = await startServe(t, [dir, '--cert', certs.server.certPath, '--key', certs.server.keyPath])
+    const served = await startServe(t, [dir, '--cert', certs.server.certPath, '--key', certs.server.keyPath, '--max-age', '60000', '--zero-copy'])
     t.is(await served.waitFor(/^files /), `files ${dir}`)
     const port = new URL(served.url).port
     const base = `https://localhost:${port}`
@@ -1037,6 +1037,7 @@ export function cliSuite(env) {
     const index = await curl(port, ['-D', '-', `${base}/`])
     t.regex(index.stdout.toString(), /^content-type: text\/html; charset=utf-8\r$/im)
     t.regex(index.stdout.toString(), /<h1>ktls<\/h1>/)
+    t.regex(index.stdout.toString(), /^cache-control: public, max-age=60\r$/im)
     const missing = await curl(port, ['-o', '/dev/null', '-w', '%{http_code}', `${base}/nothing-here`])
     t.is(missing.stdout.toString(), '404')
     const posted = await curl(port, ['--data-binary', `@${join(dir, 'big.bin')}`, `${base}/big.bin`])
@@ -1046,11 +1047,14 @@ export function cliSuite(env) {
     t.is(await served.stop(), 0)
   })
 
-  env.test('`ktls serve` refuses a directory that is not one with status 2', async (t) => {
+  env.test('`ktls serve` refuses a directory that is not one, and a --max-age that is not milliseconds, with status 2', async (t) => {
     t.timeout(env.ms(15000))
     const missing = await output(run(['serve', join(tmpdir(), 'ktls-no-such-dir')]))
     t.is(missing.code, 2)
     t.regex(missing.stderr, /not a directory/)
+    const badAge = await output(run(['serve', '--max-age', 'soon']))
+    t.is(badAge.code, 2)
+    t.regex(badAge.stderr, /--max-age/)
   })
 
   env.test('`ktls serve` refuses bad options with status 2', async (t) => {
