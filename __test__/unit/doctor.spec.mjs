@@ -13,9 +13,16 @@ const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 const onUserspaceHost = hostEvidenceOfKernelTls() ? test.skip : test
 const MODULE_CODES = ['NO_BINARY', 'MODULE_ABSENT', 'NO_AUTOLOAD', 'MODULE_NOT_LOADED', 'CONTAINER_NO_MODULE', 'WSL_KERNEL', 'ULP_REFUSED']
 
+// napi-rs's loader override, pointed at nothing: ktls runs as its node:tls fallback.
+const WITHOUT_BINARY = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: fileURLToPath(new URL('no-such-binding.node', import.meta.url)) }
+
 function doctor(...args) {
+  return doctorIn(process.env, ...args)
+}
+
+function doctorIn(env, ...args) {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'doctor', ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, 'doctor', ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ status: err ? err.code : 0, stdout, stderr })
     })
   })
@@ -48,6 +55,18 @@ onUserspaceHost('doctor without --json: a human report with one advice line per 
   const problems = JSON.parse(json.stdout).problems
   t.is(stdout.split('\n').filter((l) => /^\s+advice: /.test(l)).length, problems.length)
   t.regex(stdout, /^result: /m)
+})
+
+test('doctor --json without the ktls binary: NO_BINARY first, the self-test on the node:tls fallback, exit 1', async (t) => {
+  const { status, stdout } = await doctorIn(WITHOUT_BINARY, '--json')
+  t.is(status, 1)
+  const report = JSON.parse(stdout)
+  t.false(report.ok)
+  t.is(typeof report.bindingError, 'string')
+  t.deepEqual(report.problems.map((p) => p.code), ['NO_BINARY'])
+  t.true(report.selfTest.roundTrip, JSON.stringify(report.selfTest.error))
+  t.false(report.selfTest.client.tx)
+  t.false(report.selfTest.server.rx)
 })
 
 // ---- diagnose() on made-up facts ----
