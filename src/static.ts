@@ -201,9 +201,18 @@ async function sendBody(res: http.ServerResponse, handle: FileHandle, start: num
     res.end()
     return
   }
+  // A response queued behind a pipelined one never finishes if the
+  // connection closes first: the file must not wait for it.
+  const connection = res.req.socket
+  if (!connection || connection.destroyed) return
   await new Promise<void>((resolve) => {
     const body = handle.createReadStream({ start, end: start + length - 1, autoClose: false })
-    pipeline(body, res, () => resolve())
+    const abandon = () => body.destroy()
+    connection.once('close', abandon)
+    pipeline(body, res, () => {
+      connection.off('close', abandon)
+      resolve()
+    })
   })
 }
 

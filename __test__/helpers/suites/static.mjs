@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
+import tls from 'node:tls'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -240,6 +241,48 @@ export function staticSuite(env) {
       t.is(res.statusCode, 405, method)
       t.is(res.headers.allow, 'GET, HEAD', method)
     }
+  })
+
+  env.serial(env.title('serveStatic: pipelined requests on one connection get their files in order'), async (t) => {
+    t.timeout(env.ms(20000))
+    const site = makeSite(t)
+    const srv = await startHttps(t, ktls.serveStatic(site.root))
+    const certs = getCerts()
+    const socket = tls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: certs.ca.cert })
+    t.teardown(() => socket.destroy())
+    await once(socket, 'secureConnect')
+    const order = [16385, 3 * MiB, 0, 1, 16384]
+    const requests = order.map((size, i) => `GET /f${size}.bin HTTP/1.1\r\nHost: localhost\r\n${i === order.length - 1 ? 'Connection: close\r\n' : ''}\r\n`)
+    socket.write(requests.join(''))
+    const chunks = []
+    socket.on('data', (d) => chunks.push(d))
+    await withTimeout(once(socket, 'end'), env.ms(15000), 'all responses')
+    let rest = Buffer.concat(chunks)
+    for (const size of order) {
+      const headEnd = rest.indexOf('\r\n\r\n')
+      const head = rest.subarray(0, headEnd).toString()
+      t.regex(head, /^HTTP\/1\.1 200 /, `response for ${size}`)
+      t.true(head.toLowerCase().includes(`content-length: ${size}\r\n`), head)
+      const body = rest.subarray(headEnd + 4, headEnd + 4 + size)
+      t.is(sha256(body), sha256(site.files[size]), `body of ${size}`)
+      rest = rest.subarray(headEnd + 4 + size)
+    }
+    t.is(rest.length, 0, 'nothing after the last response')
+
+    // A client that sends its requests and leaves: the queued responses are
+    // dropped (as node:http drops them), and their files closed.
+    socket.destroy()
+    await settleFds(0, { timeout: env.ms(300, 1000) }) // the first connection's descriptors go
+    const fds = countFds()
+    const leaving = tls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: certs.ca.cert })
+    t.teardown(() => leaving.destroy())
+    await once(leaving, 'secureConnect')
+    leaving.on('data', () => {})
+    leaving.end(requests.join(''))
+    await withTimeout(once(leaving, 'close'), env.ms(10000), 'close')
+    await delay(env.ms(300, 1000)) // the handlers open their files after the connection is gone
+    const left = await settleFds(fds, { timeout: env.ms(5000) })
+    t.true(left <= fds, `${left} descriptors open, ${fds} before`)
   })
 
   env.serial(env.title('serveStatic: a client that leaves mid-file costs its connection only, no fd leak'), async (t) => {
