@@ -53,6 +53,11 @@ export class KeyUpdates {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
   }
 
+  /** The most plaintext one write may hand the kernel between two checks (sendFile's slices). */
+  get bytesBetweenChecks(): number {
+    return this.limit === undefined ? Infinity : Math.max(1, this.slack - 1) * MAX_RECORD
+  }
+
   /** A requested KeyUpdate waits for room on the socket. */
   get pending(): boolean {
     return this.waiters.length > 0

@@ -251,7 +251,9 @@ async function viaSendfile(socket: FileSink, fd: number, range: FileRange, job: 
     let total = 0
     let pause = MIN_PAUSE_MS
     while (total < range.length) {
-      const slice = Math.min(SENDFILE_SLICE, range.length - total)
+      const slice = Math.min(SENDFILE_SLICE, socket.kernelWriteSlice(), range.length - total)
+      // The sending key's record limit comes before every slice the kernel seals.
+      if (!socket.beforeKernelWrite(slice)) throw canceled()
       const sent: FileSent = await sender.send(range.offset + total, slice, PATIENCE_MS)
       if (sent.code !== undefined) throw new KtlsError(sent.code, sent.message ?? sent.code)
       socket.countWritten(sent.bytes)

@@ -770,9 +770,13 @@ export class KtlsSocket extends net.Socket {
       case 'handshake':
         this.held = { chunks, callback }
         return
-      case 'own':
-        this.ownWrite = { chunks: coalesce(chunks.map(toBuffer)), index: 0, offset: 0, callback }
+      case 'own': {
+        const buffers = coalesce(chunks.map(toBuffer))
+        // The kernel may still seal this connection's records (its own loop after a control record).
+        if (!this.userspaceRecords && !this.withinRecordLimit(buffers.reduce((n, b) => n + b.length, 0), callback)) return
+        this.ownWrite = { chunks: buffers, index: 0, offset: 0, callback }
         return this.writeLoop()
+      }
       case 'carrier': {
         const buffers = chunks.map(toBuffer)
         this.ownBytesWritten += buffers.reduce((n, b) => n + b.length, 0)
@@ -909,6 +913,25 @@ export class KtlsSocket extends net.Socket {
    */
   writeDirect(chunk: Buffer, callback: (err?: Error | null) => void): void {
     this._writev([{ chunk, encoding: 'buffer' as BufferEncoding }], callback)
+  }
+
+  /**
+   * sendfile(2) is about to hand the kernel `bytes` to seal: the sending
+   * key's record limit comes first. False when that ended the connection.
+   * @internal
+   */
+  beforeKernelWrite(bytes: number): boolean {
+    this.keys?.beforeWrite(bytes)
+    return !this.destroyed
+  }
+
+  /**
+   * The largest slice sendfile(2) may hand the kernel at once: small
+   * enough that the record limit is checked before the key could pass it.
+   * @internal
+   */
+  kernelWriteSlice(): number {
+    return this.keys?.bytesBetweenChecks ?? Infinity
   }
 
   /**

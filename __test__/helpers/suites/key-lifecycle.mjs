@@ -7,7 +7,11 @@
 import { ktls } from '../ktls.mjs'
 import { getCerts } from '../certs.mjs'
 import { startOpensslServer, waitForOutput } from '../peers.mjs'
-import { collectErrors, closed, ktlsConnect, startKtlsServer } from '../tls.mjs'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { collectErrors, closed, ktlsConnect, nodeConnect, startKtlsServer } from '../tls.mjs'
 import { onceEvent } from '../stream.mjs'
 
 const GOT_KEYUPDATE = /<<< TLS 1\.3, Handshake \[length 0005\], KeyUpdate/g
@@ -121,6 +125,44 @@ export function keyLifecycleSuite(env) {
       } finally {
         await peer.kill()
       }
+    },
+  )
+
+  env.test(
+    env.title(
+      rekeys
+        ? `recordLimit counts sendFile's records too: keys change mid-file and node:tls receives it intact`
+        : 'recordLimit counts sendFile\'s records too: the send stops with ERR_KTLS_RECORD_LIMIT before the limit',
+    ),
+    async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'ktls-limit-'))
+      const file = join(dir, 'file')
+      const data = randomBytes(3 * 1024 * 1024 + 5)
+      writeFileSync(file, data)
+      const srv = await startKtlsServer({ recordLimit: LIMIT })
+      const c = await nodeConnect({ port: srv.port })
+      const s = await srv.nextSocket()
+      env.assertPath(t, s)
+      const received = []
+      c.on('data', (d) => received.push(d))
+      const outcome = await s.sendFile(file).then(
+        (bytes) => ({ bytes }),
+        (err) => ({ err }),
+      )
+      if (rekeys) {
+        t.is(outcome.bytes, data.length)
+        while (Buffer.concat(received).length < data.length) await new Promise((r) => setTimeout(r, 20))
+        t.true(Buffer.concat(received).equals(data), 'node:tls decrypted every record under the right key')
+        t.true(s.keyUpdatesSent >= 2, `${s.keyUpdatesSent} KeyUpdates for ${Math.ceil(data.length / 16384)} records`)
+      } else {
+        t.is(outcome.err?.code, 'ERR_KTLS_RECORD_LIMIT')
+        await closed(c)
+        const got = Buffer.concat(received)
+        t.true(got.length < LIMIT * 16384, `${got.length} bytes: fewer records than the limit`)
+        t.true(got.equals(data.subarray(0, got.length)), 'what arrived is the start of the file')
+      }
+      c.destroy()
+      rmSync(dir, { recursive: true, force: true })
     },
   )
 
