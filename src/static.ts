@@ -60,6 +60,9 @@ const ALLOW = 'GET, HEAD'
 /** A request listener `(req, res)`, and middleware `(req, res, next)`. */
 export function serveStatic(root: string, options: ServeStaticOptions = {}): StaticHandler {
   if (typeof root !== 'string' || root === '') throw argumentError('ERR_INVALID_ARG_TYPE', 'The "root" argument must be a non-empty string')
+  if (options.maxAge !== undefined && !(typeof options.maxAge === 'number' && options.maxAge >= 0 && Number.isFinite(options.maxAge))) {
+    throw argumentError('ERR_INVALID_ARG_VALUE', 'The "maxAge" option must be a non-negative number of milliseconds')
+  }
   const settings = {
     index: options.index === undefined ? 'index.html' : options.index,
     maxAge: Math.max(0, Math.floor((options.maxAge ?? 0) / 1000)),
@@ -91,9 +94,11 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse, root: 
     stats = await fs.promises.stat(target)
   }
   if (!stats.isFile()) throw notFound()
-  const handle = await fs.promises.open(target, 'r')
+  // The real path has no link left; one swapped in since is not followed.
+  const handle = await fs.promises.open(target, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
   const found: Found = { file: target, handle, stats: await handle.stat() }
   try {
+    if (!found.stats.isFile()) throw notFound()
     await respond(req, res, found, settings)
   } finally {
     await handle.close().catch(() => {})

@@ -222,7 +222,7 @@ export function staticSuite(env) {
     t.is((await get(allow.url('/.env'))).body.toString(), 'SECRET=dotfile\n', 'dotfiles: allow serves them')
   })
 
-  env.serial(env.title('serveStatic: index.html for directories, 301 to the slash, 404, 405 with Allow'), async (t) => {
+  env.serial(env.title('serveStatic: index.html for directories, 301 to the slash, 404, 405 with Allow; bad options throw'), async (t) => {
     t.timeout(env.ms(20000))
     const site = makeSite(t)
     const srv = await startHttps(t, ktls.serveStatic(site.root))
@@ -236,6 +236,9 @@ export function staticSuite(env) {
     t.is(redirect.res.headers.location, '/sub/?x=1')
     t.is((await get(srv.url('/bare/'))).res.statusCode, 404, 'a directory without index.html')
     t.is((await get(srv.url('/missing.bin'))).res.statusCode, 404)
+    t.throws(() => ktls.serveStatic(''), { code: 'ERR_INVALID_ARG_TYPE' })
+    t.throws(() => ktls.serveStatic(site.root, { maxAge: -1 }), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => ktls.serveStatic(site.root, { maxAge: '1d' }), { code: 'ERR_INVALID_ARG_VALUE' })
     for (const method of ['POST', 'DELETE', 'PUT']) {
       const { res } = await get(srv.url('/index.html'), { method })
       t.is(res.statusCode, 405, method)
