@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { renderBulkChart } from './chart.mjs'
-import { bulkSplitTable, bulkTable, handshakeTable, httpTable, markdown, memoryTable, targetsTable } from './lib/tables.mjs'
+import { bulkSplitTable, bulkTable, filesTable, handshakeTable, httpTable, markdown, memoryTable, targetsTable } from './lib/tables.mjs'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -61,6 +61,11 @@ function section(file, chart) {
   if (s.http) {
     const h = s.http
     out.push('', `**HTTP serving** (Node's HTTP server, or http2, fed by each transport; wrk or h2load on the other core, ${h.seconds} s after a 1 s warm-up, ${h.runs} rounds; server CPU from process.cpuUsage()):`, '', markdown(httpTable(h)))
+  }
+  if (s.files) {
+    const f = s.files
+    const aes = f.aes ? ` The projection adds AES-128-GCM's ${f.aes.encryptCpuPerGiB.median.toFixed(3)} CPU-s per GiB (\`${f.aes.method}\`, same run) to the offloaded data path's CPU.` : ''
+    out.push('', `**Serving files** (one file per row, wrk on the other core, ${f.seconds} s after a 1 s warm-up, ${f.runs} rounds; node:http/node:https pipe \`fs.createReadStream()\` into the response, ktls serves with \`serveStatic\`, bodies by \`sendfile(2)\`).${aes}`, '', markdown(filesTable(f)))
   }
   if (r.targets.length) out.push('', '**Targets** (verdict on the median of the per-run ratios):', '', markdown(targetsTable(r.targets)))
   return out.join('\n')

@@ -18,10 +18,11 @@ import { bulk } from './bulk.mjs'
 import { handshake } from './handshake.mjs'
 import { memory } from './memory.mjs'
 import { httpServing, WORKLOADS } from './http.mjs'
+import { files, FILE_WORKLOADS } from './files.mjs'
 import { makeCerts } from './lib/certs.mjs'
 import { codeInfo, freezePackage, machineInfo } from './lib/machine.mjs'
 import { evaluate } from './lib/targets.mjs'
-import { bulkSplitTable, bulkTable, handshakeTable, httpTable, memoryTable, targetsTable, text } from './lib/tables.mjs'
+import { bulkSplitTable, bulkTable, filesTable, handshakeTable, httpTable, memoryTable, targetsTable, text } from './lib/tables.mjs'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -53,6 +54,7 @@ function plan() {
       memory: { variants: ['tls', 'ktls'], connections: num('connections', 5000), runs, idle: 1 },
       // UML's kernel crypto is generic C: 8 MiB responses, so a run completes some.
       http: { variants: ['https', 'ktls'], workloads: ['small', 'bulk'], runs, seconds: num('seconds', 5), bulkBytes: 8 * MiB },
+      files: { variants: ['https', 'ktls'], workloads: ['16k-4', '1m-4', '64m-4'], runs, seconds: num('seconds', 5), aes: false },
     }
   }
   if (opts.smoke) {
@@ -61,6 +63,7 @@ function plan() {
       handshake: { runs, seconds: num('seconds', 0.2), warmup: 0.05, concurrency: 4 },
       memory: { variants: ['tls', 'ktls-user'], connections: num('connections', 20), runs, idle: 0 },
       http: { variants: HTTP_NATIVE, workloads: Object.keys(WORKLOADS), runs, seconds: num('seconds', 1), bulkBytes: MiB },
+      files: { variants: FILES_NATIVE, workloads: ['16k-4', '64m-4'], runs, seconds: num('seconds', 1), sizeCap: MiB, aes: 'parallel' },
     }
   }
   return {
@@ -68,14 +71,16 @@ function plan() {
     handshake: { runs, seconds: num('seconds', 10), warmup: 0.5, concurrency: 50 },
     memory: { variants: ['tls', 'ktls-user'], connections: num('connections', 5000), runs, idle: 1 },
     http: { variants: HTTP_NATIVE, workloads: Object.keys(WORKLOADS), runs, seconds: num('seconds', 5) },
+    files: { variants: FILES_NATIVE, workloads: Object.keys(FILE_WORKLOADS), runs, seconds: num('seconds', 5) },
   }
 }
 
 // Natively the host has no kTLS: 'ktls-raw' stands in for the offloaded path.
 const HTTP_NATIVE = ['http', 'https', 'ktls-user', 'ktls-raw']
+const FILES_NATIVE = ['http', 'https', 'ktls-raw']
 
-const SCENARIOS = { bulk, handshake, memory, http: httpServing }
-const TABLES = { bulk: bulkTable, handshake: handshakeTable, memory: memoryTable, http: httpTable }
+const SCENARIOS = { bulk, handshake, memory, http: httpServing, files }
+const TABLES = { bulk: bulkTable, handshake: handshakeTable, memory: memoryTable, http: httpTable, files: filesTable }
 
 async function runScenarios() {
   const selected = opts.only?.split(',')

@@ -2,7 +2,7 @@
 // (commit, uncommitted changes under src/ and crates/, binding hash).
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 
@@ -73,6 +73,8 @@ export function freezePackage() {
   for (const f of ['index.js', 'index.d.ts', BINDING]) {
     cpSync(join(ROOT, 'binding', f), join(tree, 'binding', f), { preserveTimestamps: true })
   }
+  // Its runtime dependencies (serveStatic's) resolve from the checkout's.
+  symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'))
   return tree
 }
 

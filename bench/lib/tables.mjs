@@ -4,6 +4,7 @@ import { bulkRatio } from '../bulk.mjs'
 import { handshakeKey, handshakeRatio, CERTS, PAIRS } from '../handshake.mjs'
 import { memoryRatio } from '../memory.mjs'
 import { httpRatio } from '../http.mjs'
+import { filesRatio } from '../files.mjs'
 import { fmt, summary as summaryOf, table } from './stats.mjs'
 
 const KiB = (s) => s && { ...s, min: s.min / 1024, median: s.median / 1024, max: s.max / 1024 }
@@ -77,6 +78,25 @@ export function httpTable(h) {
 }
 
 const NAMES = { tls: 'node:tls', ktls: 'ktls', 'ktls-tls-order': "ktls, node:tls's suite order" }
+
+export function filesTable(f) {
+  const header = ['file, connections', 'server', 'GB/s', 'server CPU-s/GiB', 'GB/s vs node:https', 'CPU/GiB vs node:https', 'GB/s vs node:http']
+  const rows = []
+  for (const [workload, w] of Object.entries(f.workloads)) {
+    for (const [name, v] of Object.entries(w.variants)) {
+      rows.push([
+        w.label,
+        v.label,
+        fmt(v.gbps, 2),
+        fmt(v.serverCpuPerGiB, 3),
+        fmt(filesRatio(f, workload, 'gbps', name, 'https')),
+        fmt(filesRatio(f, workload, 'serverCpuPerGiB', name, 'https')),
+        fmt(filesRatio(f, workload, 'gbps', name, 'http')),
+      ])
+    }
+  }
+  return { header, rows }
+}
 
 export function handshakeTable(hs) {
   const header = ['cert', 'server', 'client', 'suite', 'handshakes/s', 'server CPU-ms/hs', 'client CPU-ms/hs', 'hs/s vs baseline', 'CPU/hs vs baseline']

@@ -6,6 +6,7 @@ import { bulkRatio } from '../bulk.mjs'
 import { handshakeRatio } from '../handshake.mjs'
 import { memoryRatio } from '../memory.mjs'
 import { httpRatio } from '../http.mjs'
+import { filesRatio } from '../files.mjs'
 import { ratios, summary } from './stats.mjs'
 
 const TARGETS = [
@@ -80,6 +81,18 @@ const TARGETS = [
     text: 'HTTPS, a new connection per request: requests/s vs node:https',
     limit: ['>=', 1.3],
     ratio: (r) => httpRatio(r.http, 'close', 'requestsPerSec', 'ktls-user', 'https'),
+  },
+  {
+    id: 'files-offload-rate',
+    text: 'Files, 64 MiB on 4 connections: offloaded data path (sendfile) GB/s vs node:https + pipe',
+    limit: ['>=', 1.8],
+    ratio: (r) => filesRatio(r.files, '64m-4', 'gbps', 'ktls-raw', 'https'),
+  },
+  {
+    id: 'files-projected-cpu',
+    text: 'Files, 64 MiB on 4 connections: projected kTLS server CPU/GiB vs node:https + pipe',
+    limit: ['<=', 0.45],
+    ratio: (r) => filesRatio(r.files, '64m-4', 'serverCpuPerGiB', 'projected', 'https'),
   },
   {
     id: 'memory-offloaded',
