@@ -120,6 +120,10 @@ export declare class Reactor {
 
 export declare class ServerSecureContext {
   constructor(options: ContextOptions)
+  /** `getTicketKeys()`: the 48 bytes tickets are sealed with now. */
+  ticketKeys(): Buffer
+  /** `setTicketKeys(keys)`: later tickets use these; earlier ones no longer resume. */
+  setTicketKeys(keys: Buffer): void
 }
 
 export declare class StreamConnection {
@@ -195,6 +199,10 @@ export interface ContextOptions {
   honorCipherOrder?: boolean
   requestCert?: boolean
   rejectUnauthorized?: boolean
+  /** Server: 48 bytes session tickets are sealed with (random if absent). */
+  ticketKeys?: Buffer
+  /** Server: the lifetime tickets announce, in seconds (default 300). */
+  sessionTimeout?: number
 }
 
 /** What the record that stopped the host's read turned out to be. */

@@ -1,6 +1,6 @@
 // createSecureContext: the rustls configuration built once and reused.
 import { readFileSync } from 'node:fs'
-import { X509Certificate, createPrivateKey } from 'node:crypto'
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
 import * as tls from 'node:tls'
 import { binding } from './native'
 import { KtlsError, argumentError, fromNative } from './errors'
@@ -37,6 +37,14 @@ export interface SecureContextOptions {
   ecdhCurve?: string | null
   /** node:tls's older way to pick the versions: 'TLSv1_2_method', 'TLS_method', ... */
   secureProtocol?: string | null
+  /**
+   * Server: the 48 bytes session tickets are sealed with (random by default,
+   * as node:tls). Servers given the same keys (cluster workers) resume each
+   * other's sessions.
+   */
+  ticketKeys?: Buffer | null
+  /** Server: how long a session ticket may resume, in seconds (default 300). */
+  sessionTimeout?: number | null
 }
 
 /**
@@ -54,8 +62,25 @@ export class SecureContext {
   private client?: ClientSecureContext
   private readonly servers = new Map<string, ServerSecureContext>()
   private leaves?: X509Certificate[]
+  /** One set for every server configuration of this context (one per client-auth choice). */
+  private ticketKeys: Buffer
 
-  constructor(readonly options: SecureContextOptions) {}
+  constructor(readonly options: SecureContextOptions) {
+    const given = options.ticketKeys
+    if (given !== undefined && given !== null) checkTicketKeys(given, 'options.ticketKeys')
+    this.ticketKeys = given ? Buffer.from(given) : randomBytes(TICKET_KEYS_LEN)
+  }
+
+  /** server.getTicketKeys(). */
+  getTicketKeys(): Buffer {
+    return Buffer.from(this.ticketKeys)
+  }
+
+  /** server.setTicketKeys(keys): tickets sealed before no longer resume. */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys = Buffer.from(keys)
+    for (const server of this.servers.values()) build(() => server.setTicketKeys(this.ticketKeys))
+  }
 
   /** The leaf of `cert`'s `index`th chain (the one a handshake served), if any. */
   certificate(index = 0): X509Certificate | undefined {
@@ -79,11 +104,24 @@ export class SecureContext {
     const key = `${requestCert}/${rejectUnauthorized}`
     let server = this.servers.get(key)
     if (!server) {
-      const options = { ...nativeOptions(this.options), requestCert, rejectUnauthorized }
+      const sessionTimeout = this.options.sessionTimeout ?? undefined
+      const options = { ...nativeOptions(this.options), requestCert, rejectUnauthorized, ticketKeys: this.ticketKeys, sessionTimeout }
       server = build(() => new binding.ServerSecureContext(options))
       this.servers.set(key, server)
     }
     return server
+  }
+}
+
+const TICKET_KEYS_LEN = 48
+
+/** node:tls's check: a Buffer of exactly 48 bytes. */
+export function checkTicketKeys(keys: unknown, name: string): void {
+  if (!Buffer.isBuffer(keys) && !(keys instanceof Uint8Array)) {
+    throw argumentError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be an instance of Buffer, TypedArray, or DataView.`)
+  }
+  if (keys.byteLength !== TICKET_KEYS_LEN) {
+    throw argumentError('ERR_INVALID_ARG_VALUE', `The property '${name}' must be exactly 48 bytes. Received ${keys.byteLength}`)
   }
 }
 

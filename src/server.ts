@@ -3,7 +3,7 @@ import * as net from 'node:net'
 import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions, type SNICallback } from './socket'
 import { acceptHandles, countAsConnection } from './internals'
 import { callable } from './callable'
-import { SecureContext, contextFor, createSecureContext, hasCredentials, type SecureContextOptions } from './context'
+import { SecureContext, checkTicketKeys, contextFor, createSecureContext, hasCredentials, type SecureContextOptions } from './context'
 import { KtlsError } from './errors'
 import { validateOptions } from './options'
 
@@ -73,6 +73,21 @@ class TlsServer extends net.Server {
   /** Replaces the context for new connections, as tls.Server#setSecureContext. */
   setSecureContext(options: ServerOptions): void {
     this.secureContext = contextFor(options)
+  }
+
+  /** The 48 bytes session tickets are sealed with, as tls.Server#getTicketKeys. */
+  getTicketKeys(): Buffer {
+    return this.secureContext.getTicketKeys()
+  }
+
+  /**
+   * Seals later session tickets with `keys` (48 bytes), as
+   * tls.Server#setTicketKeys: servers sharing keys (cluster workers)
+   * resume each other's sessions; tickets sealed before no longer resume.
+   */
+  setTicketKeys(keys: Buffer): void {
+    checkTicketKeys(keys, 'keys')
+    this.secureContext.setTicketKeys(keys)
   }
 
   private upgrade(raw: net.Socket | AcceptedHandle): void {

@@ -21,6 +21,7 @@ use rustls::{SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion};
 use crate::error::{Error, Result};
 use crate::exporter::ExporterKeyLog;
 use crate::random::PooledRandom;
+use crate::tickets::{TicketKeys, Ticketer, DEFAULT_SESSION_TIMEOUT};
 
 /// Options common to both sides, named as in `node:tls`.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +73,11 @@ pub struct ServerOptions {
     pub reject_unauthorized: bool,
     /// `ca`: PEM trust anchors for client certificates; empty means the Mozilla list.
     pub ca: Vec<Vec<u8>>,
+    /// `ticketKeys`: what session tickets are sealed with (48 bytes);
+    /// `None`: random ones, as node:tls makes for each server.
+    pub ticket_keys: Option<Vec<u8>>,
+    /// `sessionTimeout`, in seconds: the lifetime tickets announce.
+    pub session_timeout: u32,
 }
 
 /// A certificate chain (PEM, leaf first) and its private key (PEM).
@@ -97,6 +103,8 @@ pub struct ClientContext {
 #[derive(Debug)]
 pub struct ServerContext {
     pub(crate) config: Arc<ServerConfig>,
+    /// What its tickets are sealed with (`getTicketKeys`/`setTicketKeys`).
+    pub ticket_keys: Arc<TicketKeys>,
     /// With `requestCert`: how the client's chain is judged after the handshake.
     pub(crate) client_check: Option<Arc<ClientChainCheck>>,
 }
@@ -265,7 +273,21 @@ impl ServerContext {
         config.enable_secret_extraction = true;
         config.key_log = Arc::new(ExporterKeyLog);
         config.ignore_client_order = options.honor_cipher_order;
+        // Stateless tickets under keys the application may share and rotate.
+        let ticket_keys = match &options.ticket_keys {
+            Some(bytes) => TicketKeys::from_bytes(bytes)?,
+            None => TicketKeys::random()?,
+        };
+        config.ticketer = Arc::new(Ticketer {
+            keys: ticket_keys.clone(),
+            lifetime: if options.session_timeout == 0 {
+                DEFAULT_SESSION_TIMEOUT
+            } else {
+                options.session_timeout
+            },
+        });
         Ok(Self {
+            ticket_keys,
             config: Arc::new(config),
             client_check,
         })

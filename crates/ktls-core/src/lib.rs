@@ -26,6 +26,7 @@ mod sendfile;
 mod session;
 mod stream;
 pub mod sys;
+mod tickets;
 mod x509;
 
 pub use config::{
@@ -48,3 +49,4 @@ pub use sendfile::{FileSend, Sent};
 pub use session::bytes_to_record_end;
 pub use session::{HandshakeInfo, Session};
 pub use stream::{StreamSession, StreamState};
+pub use tickets::{TicketKeys, DEFAULT_SESSION_TIMEOUT, TICKET_KEYS_LEN};

@@ -26,6 +26,10 @@ pub struct ContextOptions {
     pub honor_cipher_order: Option<bool>,
     pub request_cert: Option<bool>,
     pub reject_unauthorized: Option<bool>,
+    /// Server: 48 bytes session tickets are sealed with (random if absent).
+    pub ticket_keys: Option<Buffer>,
+    /// Server: the lifetime tickets announce, in seconds (default 300).
+    pub session_timeout: Option<u32>,
 }
 
 fn common(options: &ContextOptions) -> CommonOptions {
@@ -98,10 +102,27 @@ impl ServerSecureContext {
             // As node:tls: a server rejects unless told not to.
             reject_unauthorized: options.reject_unauthorized.unwrap_or(true),
             ca: options.ca.iter().flatten().map(|c| c.to_vec()).collect(),
+            ticket_keys: options.ticket_keys.as_ref().map(|k| k.to_vec()),
+            session_timeout: options.session_timeout.unwrap_or(0),
         };
         let inner = ServerContext::new(&options).map_err(to_js_error)?;
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+}
+
+#[napi]
+impl ServerSecureContext {
+    /// `getTicketKeys()`: the 48 bytes tickets are sealed with now.
+    #[napi]
+    pub fn ticket_keys(&self) -> Buffer {
+        self.inner.ticket_keys.bytes().to_vec().into()
+    }
+
+    /// `setTicketKeys(keys)`: later tickets use these; earlier ones no longer resume.
+    #[napi]
+    pub fn set_ticket_keys(&self, keys: Buffer) -> napi::Result<(), String> {
+        self.inner.ticket_keys.replace(&keys).map_err(to_js_error)
     }
 }

@@ -1,0 +1,9 @@
+// Session tickets under shared keys (shared bodies: ../helpers/suites/tickets.mjs).
+import test from 'ava'
+import { cleanupAll } from '../helpers/cleanup.mjs'
+import { tlsEnv } from '../helpers/suites/env.mjs'
+import { ticketsSuite } from '../helpers/suites/tickets.mjs'
+
+test.after.always(cleanupAll)
+
+ticketsSuite(tlsEnv('unit'))
