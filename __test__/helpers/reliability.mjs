@@ -1,0 +1,194 @@
+// The test side of reliability-server.mjs: start it (optionally under a lower
+// RLIMIT_NOFILE), ask it for its numbers, and drive node:tls clients at it.
+import { fork, spawn } from 'node:child_process'
+import net from 'node:net'
+import tls from 'node:tls'
+import { fileURLToPath } from 'node:url'
+import { getCerts } from './certs.mjs'
+import { onCleanup } from './cleanup.mjs'
+import { onceEvent, withTimeout } from './stream.mjs'
+
+const SERVER = fileURLToPath(new URL('./reliability-server.mjs', import.meta.url))
+export const HOST = '127.0.0.1'
+
+/**
+ * Starts the server process. `nofile`: its RLIMIT_NOFILE (through prlimit).
+ * Resolves { port, pid, ask(msg), alive(), stop() }; stop() resolves its exit
+ * code, or rejects if it had died before (an uncaught error).
+ */
+export async function startReliabilityServer(options = {}, { nofile } = {}) {
+  const certs = getCerts()
+  const env = { ...process.env, KEY: certs.server.key, CERT: certs.server.cert }
+  const args = ['--expose-gc', SERVER, JSON.stringify(options)]
+  const child = nofile
+    ? spawn('prlimit', [`--nofile=${nofile}`, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+    : fork(SERVER, [JSON.stringify(options)], { env, execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  child.stdout.resume()
+  let exit = null
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r((exit = { code, signal }))))
+  onCleanup(() => child.kill('SIGKILL'))
+  const replies = []
+  const waiters = []
+  child.on('message', (m) => (waiters.length ? waiters.shift()(m) : replies.push(m)))
+  const next = (label) =>
+    withTimeout(
+      Promise.race([
+        new Promise((r) => (replies.length ? r(replies.shift()) : waiters.push(r))),
+        exited.then(() => Promise.reject(new Error(`server process died (${exit.code ?? exit.signal}): ${stderr}`))),
+      ]),
+      120000,
+      label,
+    )
+  const { listening: port, pids } = await next('server listening')
+  return {
+    port,
+    pid: child.pid,
+    pids,
+    child,
+    get stderr() {
+      return stderr
+    },
+    ask(msg) {
+      child.send(msg)
+      return next(`server reply to ${msg.cmd}`)
+    },
+    stats: (gc = false) => {
+      child.send({ cmd: 'stats', gc })
+      return next('server stats')
+    },
+    /** null while it runs, else { code, signal }. */
+    exit: () => exit,
+    async stop() {
+      if (exit) throw new Error(`server process had died (${exit.code ?? exit.signal}): ${stderr}`)
+      child.kill('SIGTERM')
+      return exited
+    },
+  }
+}
+
+/**
+ * Polls the server until it holds no connection and at most `fds`
+ * descriptors (closes are asynchronous); resolves its GC'd stats.
+ */
+export async function settled(server, { timeout = 10000, fds = Infinity } = {}) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const s = await server.stats(true)
+    if ((s.connections === 0 && s.fds <= fds) || Date.now() > deadline) return s
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** A node:tls client to the server, resolving once secure. */
+export function tlsClient(port, extra = {}) {
+  const certs = getCerts()
+  const sock = tls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, ...extra })
+  return onceEvent(sock, 'secureConnect', { timeout: 60000 }).then(() => sock)
+}
+
+/** One request of `n` bytes on a fresh connection, then a clean close. Resolves the bytes read. */
+export async function fetchOnce(port, n = 1024) {
+  const sock = await tlsClient(port)
+  return new Promise((resolve, reject) => {
+    let got = 0
+    sock.on('error', reject)
+    sock.on('data', (d) => {
+      got += d.length
+      if (got >= n) sock.end()
+    })
+    sock.on('close', () => (got >= n ? resolve(got) : reject(new Error(`short read: ${got}/${n}`))))
+    sock.write(`${n}\n`)
+  })
+}
+
+/**
+ * Runs fetchOnce `concurrency` at a time until `count` are done or `ms` has
+ * passed. Resolves { done, errors: [codes], perSecond }.
+ */
+export async function churn(port, { count, ms, concurrency = 4, bytes = 1024, onTick } = {}) {
+  const t0 = performance.now()
+  let started = 0
+  let done = 0
+  const errors = []
+  const more = () => started < count && performance.now() - t0 < ms
+  async function lane() {
+    while (more()) {
+      started++
+      await fetchOnce(port, bytes).then(
+        () => done++,
+        (e) => errors.push(e.code ?? e.message),
+      )
+      onTick?.(done)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane))
+  const seconds = (performance.now() - t0) / 1000
+  return { done, errors, perSecond: done / seconds, seconds }
+}
+
+/** Opens a plain TCP connection that sends nothing (an idle or half-open client). */
+export function rawConnect(port) {
+  const sock = net.connect(port, HOST)
+  sock.on('error', () => {})
+  return onceEvent(sock, 'connect', { timeout: 60000 }).then(() => sock)
+}
+
+const APPLICATION_DATA = 0x17
+
+/**
+ * A TCP relay to `targetPort` that resets the server's side of a connection
+ * at one stage of the TLS conversation (the client's side is destroyed too):
+ *   'betweenFlights'  the server's first flight arrived: it waits for the client's Finished
+ *   'midRecord'       half of the client's first application data record was forwarded
+ *   'midResponse'     `after` bytes of the server's answer were forwarded
+ * Resolves { port, cuts (how many resets so far), close() }.
+ */
+export async function startCutter(targetPort, stage, { after = 64 * 1024 } = {}) {
+  const state = { cuts: 0 }
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, HOST)
+    for (const s of [client, upstream]) s.on('error', () => {})
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    const cut = () => {
+      if (upstream.destroyed) return
+      state.cuts++
+      upstream.resetAndDestroy()
+      client.destroy()
+    }
+    let toClient = 0
+    upstream.on('data', (d) => {
+      if (stage === 'betweenFlights') return cut()
+      toClient += d.length
+      client.write(d)
+      if (stage === 'midResponse' && toClient >= after) cut()
+    })
+    let buf = Buffer.alloc(0)
+    let encrypted = 0 // 0x17 records from the client: its Finished, then data
+    client.on('data', (d) => {
+      if (stage !== 'midRecord') return upstream.write(d)
+      buf = Buffer.concat([buf, d])
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
+        const len = 5 + buf.readUInt16BE(3)
+        if (buf[0] === APPLICATION_DATA && ++encrypted === 2) {
+          upstream.write(buf.subarray(0, len >> 1), () => setTimeout(cut, 20))
+          buf = Buffer.alloc(0)
+          return
+        }
+        upstream.write(buf.subarray(0, len))
+        buf = buf.subarray(len)
+      }
+    })
+  })
+  await new Promise((r) => server.listen(0, HOST, r))
+  onCleanup(() => server.close())
+  return {
+    port: server.address().port,
+    get cuts() {
+      return state.cuts
+    },
+    close: () => new Promise((r) => server.close(r)),
+  }
+}
