@@ -32,6 +32,10 @@ export declare class Connection {
    * userspace). Call before the handshake ends.
    */
   requireKeyUpdate(): void
+  /** Client: sessions stored since the last call, for `'session'`. */
+  takeSessions(): Array<Buffer>
+  /** Client: the newest session, for `getSession()`. */
+  latestSession(): Buffer | null
   /** node:tls's `setMaxSendFragment(size)`: true when applied. */
   setMaxSendFragment(size: number): boolean
   /**
@@ -182,7 +186,7 @@ export interface Capabilities {
 }
 
 /** A client connection on a duplicate of `fd` (the caller closes its own). */
-export declare function connectClient(context: ClientSecureContext, fd: number, servername: string, ktls: string, reactor: Reactor, token: number): Connection
+export declare function connectClient(context: ClientSecureContext, fd: number, servername: string, ktls: string, reactor: Reactor, token: number, resume?: Buffer | undefined | null): Connection
 
 export interface ContextOptions {
   alpnProtocols?: Array<Buffer>

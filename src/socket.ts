@@ -52,6 +52,11 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   signal?: AbortSignal
   highWaterMark?: number
   /**
+   * Client: a session to resume, from an earlier socket's getSession() or
+   * 'session' event in this process.
+   */
+  session?: Buffer | null
+  /**
    * Offload TLS 1.3 only where the kernel can follow the peer's KeyUpdates
    * (Linux 6.14+); elsewhere the connection stays in userspace, where
    * rustls follows them. For long-lived connections to peers that rekey.
@@ -156,6 +161,8 @@ export class KtlsSocket extends net.Socket {
   /** A write issued before the handshake ended. */
   private held?: HeldWrite
   private ownWrite?: PendingWrite
+  /** Client: the newest session rustls stored, as a token (getSession()). */
+  private sessionToken?: Buffer
   /** setMaxSendFragment() before the connection existed. */
   private maxSendFragment?: number
   /** KeyUpdates of our sending key, once the handshake is over. */
@@ -344,7 +351,8 @@ export class KtlsSocket extends net.Socket {
     if (this.isServer && this.options.SNICallback) return binding.acceptServerChoosing(fd, mode, reactor, this.token)
     if (this.isServer) return binding.acceptServer(this.context.serverContext(this.options), fd, mode, reactor, this.token)
     const servername = this.serverName()
-    return binding.connectClient(this.context.clientContext(), fd, servername, mode, reactor, this.token)
+    const session = Buffer.isBuffer(this.options.session) ? this.options.session : undefined
+    return binding.connectClient(this.context.clientContext(), fd, servername, mode, reactor, this.token, session)
   }
 
   private handshakeStep(): void {
@@ -387,6 +395,8 @@ export class KtlsSocket extends net.Socket {
     else if (offloaded) this.useLibuv()
     else this.useOwnLoop()
     this.secure = true
+    // A TLS 1.2 session exists at the handshake's end (as node:tls, 'session' before 'secureConnect').
+    if (!this.isServer) this.pullSessions()
     this.emit('secure')
     if (!this.isServer) this.emit('secureConnect')
     this.releaseHeld()
@@ -600,6 +610,7 @@ export class KtlsSocket extends net.Socket {
       this.destroy(fromNative(err))
       return
     }
+    if (!this.isServer) this.pullSessions() // a NewSessionTicket, read from the kernel
     const nodeWantsData = tcp.reading !== false
     // A write in flight keeps libuv from reopening, and the rest of a split
     // handshake message must be read by ktls (nothing may come between its
@@ -618,6 +629,22 @@ export class KtlsSocket extends net.Socket {
       const err = tcp.readStart()
       if (err) this.destroy(new KtlsError('ERR_KTLS_IO', `read restart failed (${err})`))
     })
+  }
+
+  /**
+   * Client: sessions rustls stored (a TLS 1.2 session, TLS 1.3 tickets) go
+   * out as 'session' events, as node:tls's; the newest is getSession()'s.
+   */
+  private pullSessions(): void {
+    let tokens: Buffer[]
+    try {
+      tokens = this.conn?.takeSessions() ?? []
+    } catch {
+      return
+    }
+    if (tokens.length === 0) return
+    this.sessionToken = tokens[tokens.length - 1]
+    for (const token of tokens) this.emit('session', Buffer.from(token))
   }
 
   /** Pushes what a control read produced; false when the stream has ended. */
@@ -717,6 +744,8 @@ export class KtlsSocket extends net.Socket {
         this.destroy(fromNative(err))
         return
       }
+      // A NewSessionTicket comes alone: it may be all this read did.
+      if (!this.isServer) this.pullSessions()
       if (n < 0) {
         this.wantRead = true
         this.setArmed(rearm)
@@ -1042,6 +1071,16 @@ export class KtlsSocket extends net.Socket {
       return Promise.reject(new KtlsError('ERR_TLS_INVALID_STATE', 'KeyUpdate exists only in TLS 1.3'))
     }
     return this.keys.request(options.requestPeerUpdate !== false)
+  }
+
+  /**
+   * As node:tls: the session to resume with (the `session` option of a later
+   * connect), or undefined. ktls's sessions are tokens naming a session this
+   * process keeps: they resume only within it (rustls's sessions cannot be
+   * serialized), and a TLS 1.3 ticket resumes once.
+   */
+  getSession(): Buffer | undefined {
+    return this.sessionToken && Buffer.from(this.sessionToken)
   }
 
   /**

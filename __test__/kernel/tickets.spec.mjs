@@ -2,8 +2,9 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { ticketsSuite } from '../helpers/suites/tickets.mjs'
+import { clientSessionsSuite, ticketsSuite } from '../helpers/suites/tickets.mjs'
 
 test.after.always(cleanupAll)
 
 ticketsSuite(tlsEnv('kernel'))
+clientSessionsSuite(tlsEnv('kernel'))

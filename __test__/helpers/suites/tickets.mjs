@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto'
 import tls from 'node:tls'
 import { getCerts } from '../certs.mjs'
 import { onceEvent } from '../stream.mjs'
-import { HOST, startKtlsServer } from '../tls.mjs'
+import { ktls } from '../ktls.mjs'
+import { HOST, startKtlsServer, startNodeServer } from '../tls.mjs'
 
 /** A node:tls connection to `port`: its 'session' (if any), whether it resumed, and the server's socket. */
 async function visit(srv, { session, maxVersion = 'TLSv1.3' } = {}) {
@@ -79,5 +80,58 @@ export function ticketsSuite(env) {
     t.true((await visit(srv, { session: first.ticket })).resumed, 'fresh: resumes')
     await new Promise((resolve) => setTimeout(resolve, 2500))
     t.false((await visit(srv, { session: first.ticket })).resumed, 'older than sessionTimeout: a full handshake')
+  })
+}
+
+/** A ktls client's visit: its sessions ('session' events, getSession()) and whether it resumed. */
+async function ktlsVisit(port, { session, maxVersion = 'TLSv1.3', secureContext } = {}) {
+  const certs = getCerts()
+  const client = ktls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, session, maxVersion, secureContext })
+  const events = []
+  client.on('session', (s) => events.push(s))
+  client.on('error', () => {})
+  await onceEvent(client, 'secureConnect')
+  // TLS 1.3 tickets follow the handshake: a round trip brings them in.
+  const echoed = onceEvent(client, 'data')
+  client.write('x')
+  await echoed
+  const result = { resumed: client.isSessionReused(), events, session: client.getSession(), status: client.ktls }
+  client.end()
+  return result
+}
+
+/** The client side of sessions: 'session', getSession() and the `session` option, against ktls and node:tls servers. */
+export function clientSessionsSuite(env) {
+  const echo = (s) => s.on('data', (d) => s.write(d))
+  const servers = {
+    ktls: async (maxVersion) => (await startKtlsServer({ maxVersion }, echo)).port,
+    'node:tls': async (maxVersion) => (await startNodeServer({ maxVersion }, echo)).port,
+  }
+  for (const [name, start] of Object.entries(servers)) {
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2']) {
+      env.test(env.title(`${maxVersion}, ${name} server: a ktls client's 'session' and getSession() resume a later connection given as \`session\`, from another secure context too`), async (t) => {
+        const port = await start(maxVersion)
+        const first = await ktlsVisit(port, { maxVersion })
+        t.false(first.resumed)
+        t.true(first.events.length >= 1, "'session' fired")
+        t.true(Buffer.isBuffer(first.session))
+        // A fresh context: only the `session` option can make it resume.
+        const secureContext = ktls.createSecureContext({ ca: getCerts().ca.cert, maxVersion })
+        const again = await ktlsVisit(port, { session: first.session, maxVersion, secureContext })
+        t.true(again.resumed)
+        env.assertPath(t, { ktls: again.status })
+      })
+    }
+  }
+
+  env.test(env.title('a session unknown to this process (or a used TLS 1.3 ticket) is a full handshake, not an error'), async (t) => {
+    const port = await servers.ktls('TLSv1.3')
+    const stranger = await ktlsVisit(port, { session: Buffer.from('not a session we know') })
+    t.false(stranger.resumed)
+    const first = await ktlsVisit(port)
+    const secureContext = ktls.createSecureContext({ ca: getCerts().ca.cert })
+    t.true((await ktlsVisit(port, { session: first.session, secureContext })).resumed)
+    const secureContext2 = ktls.createSecureContext({ ca: getCerts().ca.cert })
+    t.false((await ktlsVisit(port, { session: first.session, secureContext: secureContext2 })).resumed, 'a TLS 1.3 ticket resumes once')
   })
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::client::{ResolvesClientCert, Resumption, WebPkiServerVerifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -21,6 +21,7 @@ use rustls::{SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion};
 use crate::error::{Error, Result};
 use crate::exporter::ExporterKeyLog;
 use crate::random::PooledRandom;
+use crate::sessions::TokenStore;
 use crate::tickets::{TicketKeys, Ticketer, DEFAULT_SESSION_TIMEOUT};
 
 /// Options common to both sides, named as in `node:tls`.
@@ -93,6 +94,8 @@ pub struct Identity {
 #[derive(Debug)]
 pub struct ClientContext {
     pub(crate) config: Arc<ClientConfig>,
+    /// Its sessions, each also known by a token (`getSession`, `session`).
+    pub(crate) sessions: Arc<TokenStore>,
     verifier: Arc<WebPkiServerVerifier>,
     /// `ca` entries, trusted as leaves too: OpenSSL (so Node) accepts a
     /// self-signed server certificate that is itself in the trust store.
@@ -152,17 +155,14 @@ impl ClientContext {
         )
         .build()
         .map_err(|e| Error::InvalidArgument(format!("ca: {e}")))?;
-        let handshake_verifier = Arc::new(VerifyChainAfterHandshake {
-            provider: provider.clone(),
-        });
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&options.common)?)
             .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(handshake_verifier);
+            .with_custom_certificate_verifier(shared_handshake_verifier());
         // A client certificate needs both halves; either alone is ignored.
         let mut config = if options.cert.is_empty() || options.key.is_empty() {
-            builder.with_no_client_auth()
+            builder.with_client_cert_resolver(shared_no_client_cert())
         } else {
             let certified = Arc::new(certified_key_from_pem(
                 &options.cert,
@@ -174,8 +174,11 @@ impl ClientContext {
         config.alpn_protocols = options.common.alpn_protocols.clone();
         config.enable_secret_extraction = true;
         config.key_log = Arc::new(ExporterKeyLog);
+        let sessions = Arc::new(TokenStore::default());
+        config.resumption = Resumption::store(sessions.clone());
         Ok(Self {
             config: Arc::new(config),
+            sessions,
             verifier,
             trusted_leaves,
         })
@@ -478,6 +481,41 @@ fn verify_with_certificate_key(
 #[derive(Debug)]
 struct VerifyChainAfterHandshake {
     provider: Arc<CryptoProvider>,
+}
+
+/// rustls resumes a session only under the very verifier (and client
+/// certificate resolver) that made it. The chain is judged after every
+/// handshake, resumed ones included, against the connecting context's own
+/// `ca`; so one verifier serves every context and a `session` from one
+/// context resumes in another, as with node:tls.
+fn shared_handshake_verifier() -> Arc<VerifyChainAfterHandshake> {
+    static SHARED: OnceLock<Arc<VerifyChainAfterHandshake>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            Arc::new(VerifyChainAfterHandshake {
+                provider: Arc::new(aws_lc_rs::default_provider()),
+            })
+        })
+        .clone()
+}
+
+/// The resolver of every context without a client certificate (see above).
+fn shared_no_client_cert() -> Arc<NoClientCert> {
+    static SHARED: OnceLock<Arc<NoClientCert>> = OnceLock::new();
+    SHARED.get_or_init(|| Arc::new(NoClientCert)).clone()
+}
+
+#[derive(Debug)]
+struct NoClientCert;
+
+impl ResolvesClientCert for NoClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 impl ServerCertVerifier for VerifyChainAfterHandshake {

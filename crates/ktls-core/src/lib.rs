@@ -24,6 +24,7 @@ mod reactor;
 mod record;
 mod sendfile;
 mod session;
+mod sessions;
 mod stream;
 pub mod sys;
 mod tickets;
@@ -48,5 +49,6 @@ pub use sendfile::{FileSend, Sent};
 #[doc(hidden)]
 pub use session::bytes_to_record_end;
 pub use session::{HandshakeInfo, Session};
+pub use sessions::SessionToken;
 pub use stream::{StreamSession, StreamState};
 pub use tickets::{TicketKeys, DEFAULT_SESSION_TIMEOUT, TICKET_KEYS_LEN};

@@ -20,6 +20,7 @@ use crate::hello::{peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 use crate::record::{self, ControlRecords};
+use crate::sessions::{collecting, SessionToken};
 use crate::sys;
 
 /// What the handshake negotiated, captured before conversion because the
@@ -86,6 +87,9 @@ pub struct Session {
     exporter: Option<Exporter>,
     /// The last userspace read returned less than asked for.
     drained: bool,
+    /// Client: sessions rustls stored since `take_new_sessions`, and the newest.
+    new_sessions: Vec<SessionToken>,
+    latest_session: Option<SessionToken>,
     /// Offload TLS 1.3 only where the kernel can follow KeyUpdates.
     require_rekey: bool,
     /// The largest plaintext per record we send (`setMaxSendFragment`).
@@ -107,10 +111,15 @@ impl Session {
         context: Arc<ClientContext>,
         server_name: &str,
         mode: KtlsMode,
+        resume: Option<&[u8]>,
     ) -> Result<Self> {
         sys::set_nonblocking(fd.as_fd())?;
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::InvalidArgument(format!("servername: invalid {server_name:?}")))?;
+        // The `session` option: offered before rustls writes the ClientHello.
+        if let Some(token) = resume {
+            context.sessions.import(&name, token);
+        }
         let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
         let mut session = Self::new(fd, Tls::Client(conn), mode);
         session.info.server_name = Some(server_name.to_owned());
@@ -165,6 +174,8 @@ impl Session {
             exporter: None,
             drained: false,
             require_rekey: false,
+            new_sessions: Vec::new(),
+            latest_session: None,
             max_fragment: None,
             state,
             bufs: Buffers::default(),
@@ -228,7 +239,8 @@ impl Session {
 
     /// Advances the handshake as far as the socket allows.
     pub fn handshake(&mut self) -> Result<Progress> {
-        let result = self.handshake_steps();
+        let (result, stored) = collecting(|| self.handshake_steps());
+        self.note_sessions(stored);
         if result.is_err() {
             self.send_pending_alert();
         }
@@ -369,6 +381,30 @@ impl Session {
     /// Reads application data. `buf` should hold at least one full record
     /// (16 KiB) so that control records fit.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        let (result, stored) = collecting(|| self.read_records(buf));
+        self.note_sessions(stored);
+        result
+    }
+
+    /// Client: sessions (tickets) rustls stored since the last call, as
+    /// tokens for `'session'`.
+    pub fn take_new_sessions(&mut self) -> Vec<SessionToken> {
+        std::mem::take(&mut self.new_sessions)
+    }
+
+    /// Client: the newest session, for `getSession()`.
+    pub fn latest_session(&self) -> Option<SessionToken> {
+        self.latest_session
+    }
+
+    fn note_sessions(&mut self, stored: Vec<SessionToken>) {
+        if let Some(last) = stored.last() {
+            self.latest_session = Some(*last);
+            self.new_sessions.extend(stored);
+        }
+    }
+
+    fn read_records(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
         if self.bufs.plaintext.len() > self.bufs.plain_pos {
             return Ok(ReadOutcome::Data(self.bufs.take_plaintext(buf)));
         }
@@ -397,9 +433,9 @@ impl Session {
                 "control records exist only on offloaded connections".into(),
             ));
         };
-        let outcome = control
-            .next_record(self.fd.as_fd(), buf)
-            .map_err(|err| self.fail_after_handshake(err))?;
+        let (outcome, stored) = collecting(|| control.next_record(self.fd.as_fd(), buf));
+        self.note_sessions(stored);
+        let outcome = outcome.map_err(|err| self.fail_after_handshake(err))?;
         if outcome == ControlOutcome::Eof {
             self.peer_closed = true;
         }

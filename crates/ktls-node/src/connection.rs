@@ -106,12 +106,14 @@ pub fn connect_client(
     ktls: String,
     reactor: &Reactor,
     token: u32,
+    resume: Option<Buffer>,
 ) -> napi::Result<Connection, String> {
     let session = Session::client(
         take_fd(fd)?,
         context.inner.clone(),
         &servername,
         mode(&ktls)?,
+        resume.as_deref(),
     )
     .map_err(to_js_error)?;
     Ok(Connection::new(session, reactor, token))
@@ -242,6 +244,19 @@ impl Connection {
     pub fn require_key_update(&mut self) -> napi::Result<(), String> {
         self.session()?.require_key_update();
         Ok(())
+    }
+
+    /// Client: sessions stored since the last call, for `'session'`.
+    #[napi]
+    pub fn take_sessions(&mut self) -> napi::Result<Vec<Buffer>, String> {
+        let tokens = self.session()?.take_new_sessions();
+        Ok(tokens.iter().map(|t| t.to_vec().into()).collect())
+    }
+
+    /// Client: the newest session, for `getSession()`.
+    #[napi]
+    pub fn latest_session(&mut self) -> napi::Result<Option<Buffer>, String> {
+        Ok(self.session()?.latest_session().map(|t| t.to_vec().into()))
     }
 
     /// node:tls's `setMaxSendFragment(size)`: true when applied.
