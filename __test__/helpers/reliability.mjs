@@ -1,6 +1,8 @@
 // The test side of reliability-server.mjs: start it (optionally under a lower
 // RLIMIT_NOFILE), ask it for its numbers, and drive node:tls clients at it.
 import { fork, spawn } from 'node:child_process'
+import { createHmac } from 'node:crypto'
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
@@ -191,4 +193,76 @@ export async function startCutter(targetPort, stage, { after = 64 * 1024 } = {})
     },
     close: () => new Promise((r) => server.close(r)),
   }
+}
+
+const SUITES = {
+  TLS_AES_128_GCM_SHA256: { hash: 'sha256', keyLen: 16 },
+  TLS_AES_256_GCM_SHA384: { hash: 'sha384', keyLen: 32 },
+  TLS_CHACHA20_POLY1305_SHA256: { hash: 'sha256', keyLen: 32 },
+}
+
+/** HKDF-Expand-Label (RFC 8446 §7.1) with an empty context, for lengths of one hash block. */
+function expandLabel(hash, secret, label, length) {
+  const full = Buffer.from(`tls13 ${label}`)
+  const info = Buffer.concat([Buffer.from([length >> 8, length & 0xff, full.length]), full, Buffer.from([0])])
+  return createHmac(hash, secret).update(info).update(Buffer.from([1])).digest().subarray(0, length)
+}
+
+/**
+ * The application traffic secrets a node:tls peer logged ('keylog' lines)
+ * and the record keys and IVs derived from them (RFC 8446 §7.3), by name:
+ * { CLIENT_TRAFFIC_SECRET_0, 'CLIENT_TRAFFIC_SECRET_0 key', '... iv', SERVER_... }.
+ */
+export function trafficKeys(keylogLines, suite) {
+  const { hash, keyLen } = SUITES[suite]
+  const out = {}
+  for (const line of keylogLines) {
+    const [label, , hex] = line.toString().trim().split(' ')
+    if (!/^(CLIENT|SERVER)_TRAFFIC_SECRET_0$/.test(label)) continue
+    const secret = Buffer.from(hex, 'hex')
+    out[label] = secret
+    out[`${label} key`] = expandLabel(hash, secret, 'key', keyLen)
+    out[`${label} iv`] = expandLabel(hash, secret, 'iv', 12)
+  }
+  return out
+}
+
+/**
+ * Searches every readable, writable mapping of process `pid` (heap, stacks,
+ * anonymous memory: /proc/pid/maps, read through /proc/pid/mem) for each
+ * needle. Resolves the names of the needles found, with where.
+ */
+export function searchMemory(pid, needles) {
+  const found = []
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n')
+  const fd = openSync(`/proc/${pid}/mem`, 'r')
+  const CHUNK = 1 << 20
+  const overlap = Math.max(...Object.values(needles).map((n) => n.length)) - 1
+  const buf = Buffer.alloc(CHUNK + overlap)
+  try {
+    for (const line of maps) {
+      const [range, perms, , , , path = ''] = line.split(/\s+/)
+      if (!perms.startsWith('rw')) continue
+      const [start, end] = range.split('-').map((h) => BigInt(`0x${h}`))
+      let carried = 0
+      for (let at = start; at < end; at += BigInt(CHUNK)) {
+        const want = Number(end - at < BigInt(CHUNK) ? end - at : BigInt(CHUNK))
+        let n
+        try {
+          n = readSync(fd, buf, carried, want, at)
+        } catch {
+          break // a guard page or a mapping gone meanwhile
+        }
+        const view = buf.subarray(0, carried + n)
+        for (const [name, needle] of Object.entries(needles)) {
+          if (view.indexOf(needle) >= 0) found.push(`${name} in ${path || 'anonymous'} ${range}`)
+        }
+        carried = Math.min(overlap, view.length)
+        view.copyWithin(0, view.length - carried)
+      }
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return [...new Set(found)]
 }

@@ -2,8 +2,8 @@
 //! rustls's extracted secrets. No socket is needed, so the layout is tested
 //! byte for byte here and the syscall wrapper stays trivial.
 
-use nix::sys::socket::sockopt::TlsCryptoInfo;
 use rustls::{ConnectionTrafficSecrets, ProtocolVersion};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -78,6 +78,15 @@ pub struct CryptoInfo {
     rec_seq: [u8; 8],
 }
 
+impl Drop for CryptoInfo {
+    // Once the kernel holds the key, no userspace copy should outlive it.
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.iv.zeroize();
+        self.salt.zeroize();
+    }
+}
+
 impl std::fmt::Debug for CryptoInfo {
     // Keys must never reach logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,8 +152,9 @@ impl CryptoInfo {
     }
 
     /// The exact bytes `setsockopt(SOL_TLS, TLS_TX/TLS_RX)` takes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(56);
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        // Never grows (56 is the largest structure), so no stale copy is left behind.
+        let mut out = Zeroizing::new(Vec::with_capacity(56));
         out.extend_from_slice(&self.version.to_ne_bytes());
         out.extend_from_slice(&self.cipher.kernel_id().to_ne_bytes());
         out.extend_from_slice(&self.iv);
@@ -152,43 +162,6 @@ impl CryptoInfo {
         out.extend_from_slice(&self.salt);
         out.extend_from_slice(&self.rec_seq);
         out
-    }
-
-    /// The same structure as nix's typed socket option value.
-    pub(crate) fn to_nix(&self) -> TlsCryptoInfo {
-        let info = libc::tls_crypto_info {
-            version: self.version,
-            cipher_type: self.cipher.kernel_id(),
-        };
-        match self.cipher {
-            KernelCipher::Aes128Gcm => {
-                TlsCryptoInfo::Aes128Gcm(libc::tls12_crypto_info_aes_gcm_128 {
-                    info,
-                    iv: copy_array(&self.iv),
-                    key: copy_array(&self.key),
-                    salt: copy_array(&self.salt),
-                    rec_seq: self.rec_seq,
-                })
-            }
-            KernelCipher::Aes256Gcm => {
-                TlsCryptoInfo::Aes256Gcm(libc::tls12_crypto_info_aes_gcm_256 {
-                    info,
-                    iv: copy_array(&self.iv),
-                    key: copy_array(&self.key),
-                    salt: copy_array(&self.salt),
-                    rec_seq: self.rec_seq,
-                })
-            }
-            KernelCipher::Chacha20Poly1305 => {
-                TlsCryptoInfo::Chacha20Poly1305(libc::tls12_crypto_info_chacha20_poly1305 {
-                    info,
-                    iv: copy_array(&self.iv),
-                    key: copy_array(&self.key),
-                    salt: copy_array(&self.salt),
-                    rec_seq: self.rec_seq,
-                })
-            }
-        }
     }
 
     /// Whether a structure read back from the kernel names the same
@@ -217,12 +190,6 @@ impl CryptoInfo {
     }
 }
 
-fn copy_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(bytes);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +213,7 @@ mod tests {
         expected.extend_from_slice(&[0xaa; 16]);
         expected.extend_from_slice(&[1, 2, 3, 4]);
         expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(info.to_bytes(), expected);
+        assert_eq!(*info.to_bytes(), expected);
         assert_eq!(info.to_bytes().len(), 40);
     }
 

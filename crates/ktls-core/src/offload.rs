@@ -4,6 +4,7 @@
 use std::os::fd::BorrowedFd;
 
 use rustls::{ExtractedSecrets, ProtocolVersion};
+use zeroize::Zeroize;
 
 use crate::crypto_info::{CryptoInfo, KernelCipher};
 use crate::error::{Error, Result};
@@ -96,6 +97,15 @@ pub(crate) fn install(
         let _ = sys::set_rx_expect_no_pad(fd);
     }
     Ok(tx.cipher())
+}
+
+/// Overwrites the 32 KiB of stack below the caller. rustls returns the
+/// traffic keys by value, and every move leaves a copy no destructor wipes;
+/// called once the kernel holds them, where that call chain ran.
+#[inline(never)]
+pub(crate) fn scrub_stack() {
+    let mut below = [0u8; 32 * 1024];
+    below.zeroize();
 }
 
 /// Installs (or, after a key update, replaces) one direction's keys.

@@ -122,7 +122,10 @@ impl ControlRecords {
         self.count_peer_update()?;
         let (seq, secrets) = self.kernel.update_rx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
-        install_direction(fd, Direction::Rx, &info).map_err(|_| Error::KeyUpdateUnsupported)?;
+        let installed = install_direction(fd, Direction::Rx, &info);
+        drop((info, secrets));
+        crate::offload::scrub_stack();
+        installed.map_err(|_| Error::KeyUpdateUnsupported)?;
         if request_update {
             // Our answer must not ask again (RFC 8446 §4.6.3).
             self.tx_update_due.get_or_insert(0);
@@ -187,7 +190,10 @@ impl ControlRecords {
         }
         let (seq, secrets) = self.kernel.update_tx()?;
         let info = CryptoInfo::new(self.kernel.version(), &secrets, seq)?;
-        install_direction(fd, Direction::Tx, &info).map_err(|_| Error::KeyUpdateUnsupported)?;
+        let installed = install_direction(fd, Direction::Tx, &info);
+        drop((info, secrets));
+        crate::offload::scrub_stack();
+        installed.map_err(|_| Error::KeyUpdateUnsupported)?;
         self.tx_update_due = None;
         Ok(true)
     }

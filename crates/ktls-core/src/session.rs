@@ -349,7 +349,10 @@ impl Session {
             return self.stay_in_userspace(tls, reason.into());
         }
         let (secrets, kernel) = tls.into_kernel()?;
-        let cipher = offload::install(self.fd.as_fd(), version, &secrets)?;
+        let installed = offload::install(self.fd.as_fd(), version, &secrets);
+        drop(secrets);
+        offload::scrub_stack();
+        let cipher = installed?;
         if let Some(max) = self.max_fragment {
             sys::set_tx_max_payload(self.fd.as_fd(), max as u16)
                 .map_err(|e| Error::OffloadFailed(format!("TLS_TX_MAX_PAYLOAD_LEN: {e}")))?;

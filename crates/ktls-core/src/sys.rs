@@ -7,6 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{self, sockopt, MsgFlags, Shutdown};
 
+use zeroize::Zeroizing;
+
 use crate::crypto_info::CryptoInfo;
 
 /// One direction of a kernel TLS socket.
@@ -63,14 +65,9 @@ pub fn read_ulp(fd: BorrowedFd<'_>) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&name[..end]).into_owned())
 }
 
-/// Hands one direction's keys to the kernel.
+/// Hands one direction's keys to the kernel (from a buffer wiped after).
 pub fn set_crypto_info(fd: BorrowedFd<'_>, dir: Direction, info: &CryptoInfo) -> io::Result<()> {
-    let value = info.to_nix();
-    match dir {
-        Direction::Tx => socket::setsockopt(&fd, sockopt::TcpTlsTx, &value)?,
-        Direction::Rx => socket::setsockopt(&fd, sockopt::TcpTlsRx, &value)?,
-    }
-    Ok(())
+    set_crypto_info_bytes(fd, dir, &info.to_bytes())
 }
 
 /// Hands one direction a crypto_info exactly as the kernel read it back
@@ -99,10 +96,14 @@ pub fn take_socket_error(fd: BorrowedFd<'_>) -> Option<i32> {
         .filter(|&e| e != 0)
 }
 
-/// Reads one direction's crypto_info back from the kernel. The kernel
-/// insists on the exact size of the cipher's structure.
-pub fn read_crypto_info(fd: BorrowedFd<'_>, dir: Direction, size: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; size];
+/// Reads one direction's crypto_info back from the kernel (keys included:
+/// wiped when dropped). The kernel insists on the exact size of the cipher's structure.
+pub fn read_crypto_info(
+    fd: BorrowedFd<'_>,
+    dir: Direction,
+    size: usize,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; size]);
     let len = getsockopt_bytes(fd, libc::SOL_TLS, dir.optname(), &mut buf)?;
     buf.truncate(len);
     Ok(buf)
