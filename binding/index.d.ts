@@ -195,6 +195,8 @@ export interface ContextOptions {
   ciphers?: string
   /** Key exchange groups by rustls's names, in preference order. */
   groups?: Array<string>
+  /** `sigalgs`, as node:tls takes it. */
+  sigalgs?: string
   ca?: Array<Buffer>
   /** Certificate chains (PEM), paired by index with `key`. */
   cert?: Array<Buffer>

@@ -101,6 +101,10 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     when: 'a server with `requestCert` and `rejectUnauthorized`: the client sent no certificate (`tlsClientError`)',
     fix: 'give the client `cert` and `key`',
   },
+  ERR_SSL_NO_SHARED_SIGNATURE_ALGORITHMS: {
+    when: 'a server\'s `sigalgs` and the client\'s offer have no signature scheme in common (`tlsClientError`; the client sees `ERR_TLS_ALERT_HANDSHAKE_FAILURE`)',
+    fix: 'widen `sigalgs` on either side, or give the server a certificate whose key can sign with one the client offers',
+  },
   ERR_CRYPTO_OPERATION_FAILED: { when: '`ecdhCurve` names a group rustls does not have', fix: "`'X25519:P-256:P-384'` or `'auto'`" },
   ERR_MULTIPLE_CALLBACK: { when: 'an `SNICallback` called its callback twice', fix: 'call it once' },
   ERR_SOCKET_CONNECTION_IN_PROGRESS: { when: '`connect()` on a KtlsSocket that already has a connection', fix: 'use a new socket' },

@@ -38,6 +38,11 @@ export interface SecureContextOptions {
   /** node:tls's older way to pick the versions: 'TLSv1_2_method', 'TLS_method', ... */
   secureProtocol?: string | null
   /**
+   * The signature schemes offered, accepted and signed with, in preference
+   * order: OpenSSL's names ('RSA-PSS+SHA256:ECDSA+SHA256', 'ed25519') or IANA's.
+   */
+  sigalgs?: string | null
+  /**
    * Server: the 48 bytes session tickets are sealed with (random by default,
    * as node:tls). Servers given the same keys (cluster workers) resume each
    * other's sessions.
@@ -172,7 +177,16 @@ function nativeOptions(o: SecureContextOptions) {
     ca: trustAnchors(o.ca),
     ...identities(o),
     honorCipherOrder: o.honorCipherOrder ?? undefined,
+    sigalgs: sigalgs(o.sigalgs),
   }
+}
+
+/** node:tls's check: a non-empty string; the names are the binding's to judge. */
+function sigalgs(list: unknown): string | undefined {
+  if (list === undefined || list === null) return undefined
+  if (typeof list !== 'string') throw argumentError('ERR_INVALID_ARG_TYPE', 'The "options.sigalgs" property must be of type string.')
+  if (list === '') throw argumentError('ERR_INVALID_ARG_VALUE', "The property 'options.sigalgs' is invalid. Received ''")
+  return list
 }
 
 // OpenSSL's curve names (and NIST's) for the groups rustls has.

@@ -3,8 +3,9 @@
 //! way Node does (so `rejectUnauthorized: false` can still report why).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, Resumption, WebPkiServerVerifier};
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::exporter::ExporterKeyLog;
 use crate::random::PooledRandom;
 use crate::sessions::TokenStore;
+use crate::sigalgs;
 use crate::tickets::{TicketKeys, Ticketer, DEFAULT_SESSION_TIMEOUT};
 
 /// Options common to both sides, named as in `node:tls`.
@@ -39,6 +41,9 @@ pub struct CommonOptions {
     /// `ecdhCurve`: key exchange groups by rustls's names ("X25519",
     /// "secp256r1", ...), in preference order; empty means rustls's default.
     pub groups: Vec<String>,
+    /// `sigalgs`: the signature schemes offered, accepted and signed with
+    /// (colon-separated, OpenSSL's or IANA's names); `None`: all of rustls's.
+    pub sigalgs: Option<String>,
 }
 
 /// Client-side options.
@@ -159,7 +164,7 @@ impl ClientContext {
             .with_protocol_versions(&versions(&options.common)?)
             .map_err(|e| Error::InvalidArgument(format!("minVersion/maxVersion: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(shared_handshake_verifier());
+            .with_custom_certificate_verifier(shared_handshake_verifier(&provider));
         // A client certificate needs both halves; either alone is ignored.
         let mut config = if options.cert.is_empty() || options.key.is_empty() {
             builder.with_client_cert_resolver(shared_no_client_cert())
@@ -245,7 +250,11 @@ impl ServerContext {
         let certified = options
             .identities
             .iter()
-            .map(|id| certified_key_from_pem(&id.cert, &id.key, &provider).map(Arc::new))
+            .map(|id| certified_key_from_pem(&id.cert, &id.key, &provider))
+            .map(|key| {
+                key.and_then(|key| restrict_signing(key, &options.common))
+                    .map(Arc::new)
+            })
             .collect::<Result<Vec<_>>>()?;
         let resolver = Arc::new(RecordHello(certified));
         let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -297,6 +306,21 @@ impl ServerContext {
     }
 }
 
+/// With `sigalgs`, a server key signs only with the schemes it names.
+fn restrict_signing(key: CertifiedKey, options: &CommonOptions) -> Result<CertifiedKey> {
+    let Some(list) = options.sigalgs.as_deref() else {
+        return Ok(key);
+    };
+    let restricted = sigalgs::RestrictedKey {
+        inner: key.key.clone(),
+        allowed: sigalgs::parse(list)?,
+    };
+    Ok(CertifiedKey {
+        key: Arc::new(restricted),
+        ..key
+    })
+}
+
 /// The suites used when `ciphers` is not given, in preference order: every
 /// suite rustls has, AES-128-GCM first (as BoringSSL and Go order them).
 /// It was kTLS's first suite (Linux 4.13), the kernel's AES-128 runs 10
@@ -337,6 +361,12 @@ fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
                 "ecdhCurve: no supported group".into(),
             ));
         }
+    }
+    if let Some(list) = options.sigalgs.as_deref() {
+        provider.signature_verification_algorithms = sigalgs::restrict(
+            provider.signature_verification_algorithms,
+            &sigalgs::parse(list)?,
+        );
     }
     provider.cipher_suites.retain(|suite| rank(suite).is_some());
     provider.cipher_suites.sort_by_key(rank);
@@ -488,12 +518,22 @@ struct VerifyChainAfterHandshake {
 /// handshake, resumed ones included, against the connecting context's own
 /// `ca`; so one verifier serves every context and a `session` from one
 /// context resumes in another, as with node:tls.
-fn shared_handshake_verifier() -> Arc<VerifyChainAfterHandshake> {
-    static SHARED: OnceLock<Arc<VerifyChainAfterHandshake>> = OnceLock::new();
+/// One per `sigalgs` choice: the schemes a client offers are the verifier's.
+fn shared_handshake_verifier(provider: &Arc<CryptoProvider>) -> Arc<VerifyChainAfterHandshake> {
+    static SHARED: OnceLock<Mutex<HashMap<Vec<u16>, Arc<VerifyChainAfterHandshake>>>> =
+        OnceLock::new();
+    let schemes = provider
+        .signature_verification_algorithms
+        .supported_schemes();
+    let key: Vec<u16> = schemes.iter().map(|s| u16::from(*s)).collect();
     SHARED
-        .get_or_init(|| {
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert_with(|| {
             Arc::new(VerifyChainAfterHandshake {
-                provider: Arc::new(aws_lc_rs::default_provider()),
+                provider: provider.clone(),
             })
         })
         .clone()

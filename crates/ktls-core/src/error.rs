@@ -77,6 +77,10 @@ fn tls_code(err: &rustls::Error) -> String {
         rustls::Error::NoCertificatesPresented => {
             "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE".into()
         }
+        // `sigalgs` left nothing in common: node:tls's (OpenSSL's) code.
+        rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoSignatureSchemesInCommon) => {
+            "ERR_SSL_NO_SHARED_SIGNATURE_ALGORITHMS".into()
+        }
         _ => "ERR_KTLS_HANDSHAKE".into(),
     }
 }

@@ -25,6 +25,7 @@ mod record;
 mod sendfile;
 mod session;
 mod sessions;
+mod sigalgs;
 mod stream;
 pub mod sys;
 mod tickets;

@@ -18,6 +18,8 @@ pub struct ContextOptions {
     pub ciphers: Option<String>,
     /// Key exchange groups by rustls's names, in preference order.
     pub groups: Option<Vec<String>>,
+    /// `sigalgs`, as node:tls takes it.
+    pub sigalgs: Option<String>,
     pub ca: Option<Vec<Buffer>>,
     /// Certificate chains (PEM), paired by index with `key`.
     pub cert: Option<Vec<Buffer>>,
@@ -44,6 +46,7 @@ fn common(options: &ContextOptions) -> CommonOptions {
         max_version: options.max_version.clone(),
         ciphers: options.ciphers.clone(),
         groups: options.groups.clone().unwrap_or_default(),
+        sigalgs: options.sigalgs.clone(),
     }
 }
 
