@@ -105,7 +105,14 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     when: 'a server\'s `sigalgs` and the client\'s offer have no signature scheme in common (`tlsClientError`; the client sees `ERR_TLS_ALERT_HANDSHAKE_FAILURE`)',
     fix: 'widen `sigalgs` on either side, or give the server a certificate whose key can sign with one the client offers',
   },
-  ERR_CRYPTO_OPERATION_FAILED: { when: '`ecdhCurve` names a group rustls does not have', fix: "`'X25519:P-256:P-384'` or `'auto'`" },
+  ERR_CRYPTO_OPERATION_FAILED: {
+    when: '`ecdhCurve` names a group rustls does not have, or a `pfx` holds no key for its certificates',
+    fix: "`'X25519:P-256:P-384'` or `'auto'`; a PFX exported with its key",
+  },
+  ERR_CRYPTO_UNSUPPORTED_OPERATION: {
+    when: 'a `pfx` encrypted with what Node\'s OpenSSL no longer reads either (RC2, OpenSSL\'s "legacy")',
+    fix: 're-export it: `openssl pkcs12 -export` (AES) or with `-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES`',
+  },
   ERR_MULTIPLE_CALLBACK: { when: 'an `SNICallback` called its callback twice', fix: 'call it once' },
   ERR_SOCKET_CONNECTION_IN_PROGRESS: { when: '`connect()` on a KtlsSocket that already has a connection', fix: 'use a new socket' },
   ERR_SOCKET_CLOSED: { when: 'a call on a socket whose connection is gone', fix: 'check `socket.destroyed` first' },

@@ -6,6 +6,7 @@ import { binding } from './native'
 import { KtlsError, argumentError, fromNative } from './errors'
 import { toIanaCiphers } from './ciphers'
 import { completeChain } from './chain'
+import { readPfx } from './pfx'
 import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
 
 type Pem = string | Buffer
@@ -43,6 +44,12 @@ export interface SecureContextOptions {
    */
   sigalgs?: string | null
   /**
+   * PKCS#12 (PFX) data, or several: each one's key and certificate are used
+   * as `key` and `cert` would be, its other certificates as chain and as
+   * trusted CAs (as node:tls). Decrypted with `passphrase`, or an entry's own.
+   */
+  pfx?: PfxOption | PfxOption[] | null
+  /**
    * Server: the 48 bytes session tickets are sealed with (random by default,
    * as node:tls). Servers given the same keys (cluster workers) resume each
    * other's sessions.
@@ -63,6 +70,8 @@ export interface ClientAuth {
 }
 
 /** A reusable context; client and server halves are built on first use. */
+export type PfxOption = string | Buffer | { buf: string | Buffer; passphrase?: string }
+
 export class SecureContext {
   private client?: ClientSecureContext
   private readonly servers = new Map<string, ServerSecureContext>()
@@ -70,7 +79,10 @@ export class SecureContext {
   /** One set for every server configuration of this context (one per client-auth choice). */
   private ticketKeys: Buffer
 
-  constructor(readonly options: SecureContextOptions) {
+  readonly options: SecureContextOptions
+
+  constructor(options: SecureContextOptions) {
+    this.options = withPfx(options)
     const given = options.ticketKeys
     if (given !== undefined && given !== null) checkTicketKeys(given, 'options.ticketKeys')
     this.ticketKeys = given ? Buffer.from(given) : randomBytes(TICKET_KEYS_LEN)
@@ -116,6 +128,28 @@ export class SecureContext {
     }
     return server
   }
+}
+
+/** `pfx` read into `key`, `cert` and `ca`, which the rest of the context knows. */
+function withPfx(options: SecureContextOptions): SecureContextOptions {
+  if (!present(options.pfx)) return options
+  const entries = Array.isArray(options.pfx) ? options.pfx : [options.pfx]
+  const keys: KeyOption[] = listOf(options.key)
+  const certs: Pem[] = listOf(options.cert)
+  const extras: Pem[] = []
+  for (const entry of entries) {
+    const isObject = typeof entry === 'object' && !Buffer.isBuffer(entry)
+    const data = isObject ? entry.buf : entry
+    const passphrase = (isObject ? entry.passphrase : undefined) ?? options.passphrase ?? ''
+    const read = readPfx(toBuffer(data), passphrase)
+    keys.push(read.key)
+    certs.push(read.cert)
+    extras.push(...read.others)
+  }
+  if (extras.length === 0) return { ...options, key: keys, cert: certs }
+  // Added to what is trusted anyway (`ca`, else Node's roots), as node:tls adds them.
+  const trusted: Pem[] = present(options.ca) ? listOf(options.ca) : [...tls.rootCertificates]
+  return { ...options, key: keys, cert: certs, ca: [...trusted, ...extras] }
 }
 
 const TICKET_KEYS_LEN = 48
