@@ -9,7 +9,8 @@
 // Each connection reads lines: "<n>" answers n bytes, "F<n>" sends the first
 // n bytes of `file` with sendFile, "P" answers this process's pid; "E" ends.
 // Messages in: 'stats' (after GC when { gc: true }), 'snapshot' (a V8 heap
-// snapshot's path). Out: { listening: port }, and the answers.
+// snapshot's path). Out: { listening: port }, and the answers. With
+// { cluster: true }: two workers, each replaced when it dies ({ respawned: pid }).
 import cluster from 'node:cluster'
 import tls from 'node:tls'
 import { readdirSync, readlinkSync } from 'node:fs'
@@ -31,13 +32,14 @@ else serve()
 /** Two workers on one port; a worker that dies is replaced, as a cluster app does. */
 function primary() {
   const fork = () => cluster.fork({ ...process.env })
-  cluster.on('listening', (_w, address) => process.send?.({ listening: address.port, pids: workerPids() }))
+  let started = 0
+  cluster.on('listening', (worker, address) => {
+    if (++started === 2) process.send?.({ listening: address.port, pids: workerPids() })
+    else if (started > 2) process.send?.({ respawned: worker.process.pid })
+  })
   cluster.on('exit', () => fork())
   fork()
   fork()
-  process.on('message', (m) => {
-    if (m.cmd === 'pids') process.send({ pids: workerPids() })
-  })
 }
 
 function workerPids() {
@@ -92,13 +94,15 @@ async function answer(server, m) {
   if (m.cmd === 'stats') {
     if (m.gc) await collectGarbage()
     const connections = await new Promise((r) => server.getConnections((_e, n) => r(n)))
-    const mem = process.memoryUsage()
+    // At the descriptor limit reading /proc fails: those figures are null then.
+    const mem = orNull(() => process.memoryUsage()) ?? {}
+    const fds = orNull(() => readdirSync('/proc/self/fd'))
     process.send({
       rss: mem.rss,
       heapUsed: mem.heapUsed,
       external: mem.external,
-      fds: readdirSync('/proc/self/fd').length,
-      fdTargets: readdirSync('/proc/self/fd').map(target),
+      fds: fds?.length,
+      fdTargets: fds?.map(target),
       connections,
       cpu: process.cpuUsage(),
       served,
@@ -126,5 +130,13 @@ function target(fd) {
     return readlinkSync(`/proc/self/fd/${fd}`)
   } catch {
     return ''
+  }
+}
+
+function orNull(f) {
+  try {
+    return f()
+  } catch {
+    return null
   }
 }

@@ -52,6 +52,8 @@ export async function startReliabilityServer(options = {}, { nofile } = {}) {
     get stderr() {
       return stderr
     },
+    /** The next message it sends on its own. */
+    next: () => next('server message'),
     ask(msg) {
       child.send(msg)
       return next(`server reply to ${msg.cmd}`)

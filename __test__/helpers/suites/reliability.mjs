@@ -8,7 +8,12 @@ import tls from 'node:tls'
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { inspect } from 'node:util'
 import { getCerts } from '../certs.mjs'
+import { ktls } from '../ktls.mjs'
+import { closeServer, listen } from '../peers.mjs'
+import { startProxy } from '../proxy.mjs'
+import { startKtlsServer, startNodeServer, ktlsConnect } from '../tls.mjs'
 import { onCleanup } from '../cleanup.mjs'
 import { MiB, delay, onceEvent, withTimeout } from '../stream.mjs'
 import { HOST, churn, fetchOnce, rawConnect, searchMemory, settled, startCutter, startReliabilityServer, tlsClient, trafficKeys } from '../reliability.mjs'
@@ -30,11 +35,11 @@ async function assertRecovered(t, env, server, base) {
 
 const pct = (x) => `${(x * 100).toFixed(1)} %`
 
-/** `count` connections against a fresh `lib` server after a warm-up of half as many; its figures after GC. */
+/** `count` connections against a fresh `lib` server after a warm-up of as many; its figures after GC. */
 async function churnFigures(env, lib, count) {
   const server = await startReliabilityServer({ lib })
   // Warm-up: allocator arenas, JIT and caches reach their working size.
-  await churn(server.port, { count: count / 2, ms: env.ms(10000), concurrency: 8 })
+  await churn(server.port, { count, ms: env.ms(10000), concurrency: 8 })
   const base = await settled(server)
   const r = await churn(server.port, { count, ms: env.ms(20000, 150000), concurrency: 8 })
   const end = await settled(server, { timeout: env.ms(10000), fds: base.fds })
@@ -49,7 +54,7 @@ export function reliabilitySuite(env) {
   const rounds = (unit, kernel) => (env.kernel ? kernel : unit)
 
   env.serial(env.title('churn: connections opened, used and closed leave memory and descriptors where they were'), async (t) => {
-    const count = rounds(800, 300)
+    const count = rounds(600, 300)
     const ours = await churnFigures(env, 'ktls', count)
     // RSS also holds what V8 and malloc keep for reuse; node:tls under the
     // same churn is the yardstick for that part.
@@ -165,6 +170,118 @@ export function reliabilitySuite(env) {
     await server.stop()
   })
 
+  env.serial(env.title('accept failing with EMFILE neither crashes nor spins the server, which serves again once descriptors free up, as a node:tls server'), async (t) => {
+    const seen = {}
+    for (const lib of ['tls', 'ktls']) {
+      const server = await startReliabilityServer({ lib, handshakeTimeout: 120000 }, { nofile: 64 })
+      // libuv answers EMFILE by accepting and closing what waits (its spare
+      // descriptor), so clients past the limit are dropped, not left queued.
+      const held = []
+      let dropped = 0
+      for (let i = 0; i < 80; i++) {
+        const sock = await rawConnect(server.port)
+        sock.once('close', () => dropped++)
+        held.push(sock)
+      }
+      for (const deadline = Date.now() + env.ms(5000); dropped === 0 && Date.now() < deadline; ) await delay(20)
+      t.true(dropped > 0, `${lib}: clients past the limit are dropped`)
+      const before = await server.stats()
+      for (let i = 0; i < 20; i++) held.push(await rawConnect(server.port)) // they keep coming
+      await delay(1000)
+      const after = await server.stats()
+      const busy = (after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1e6
+      t.true(busy < 0.5, `${lib}: ${busy.toFixed(2)} s of CPU in a second at the limit`)
+      const refused = dropped
+      for (const sock of held) sock.destroy()
+      t.is(await fetchOnce(server.port, 4096), 4096, `${lib}: serving again`)
+      t.is(server.exit(), null)
+      seen[lib] = { held: before.connections, errors: after.serverErrors }
+      t.log(`${lib}: ${before.connections} connections held at RLIMIT_NOFILE 64, ${refused} of 100 dropped, ${busy.toFixed(2)} s CPU in the second at the limit, server 'error's: [${after.serverErrors}]`)
+      await server.stop()
+    }
+    t.deepEqual(seen.ktls.errors, seen.tls.errors, "the server's 'error' events, as node:tls's")
+  })
+
+  env.serial(env.title('a cluster worker killed mid-transfer costs its connections only: the client never sees a whole answer, the others serve on'), async (t) => {
+    const server = await startReliabilityServer({ cluster: true })
+    const sock = await tlsClient(server.port)
+    const closing = closeOf(sock)
+    sock.on('error', () => {})
+    sock.write('P\n')
+    const pid = Number(String(await onceEvent(sock, 'data', { timeout: 60000 })).trim())
+    t.true(server.pids.includes(pid))
+    const size = 64 * MiB
+    let got = 0
+    let ended = false
+    sock.on('end', () => (ended = true))
+    const killed = new Promise((resolve) => {
+      sock.on('data', (d) => {
+        got += d.length
+        if (got >= MiB && !killed.done) {
+          killed.done = true
+          process.kill(pid, 'SIGKILL')
+          resolve()
+        }
+      })
+    })
+    sock.write(`${size}\n`)
+    await killed
+    await closing
+    t.true(got < size, `the client got ${got} of ${size} bytes`)
+    t.log(`after the kill the client saw ${ended ? "'end'" : 'an error'} at ${MB(got)} MiB`)
+    const { respawned } = await server.next()
+    t.false(server.pids.includes(respawned))
+    for (let i = 0; i < 6; i++) t.is(await fetchOnce(server.port, 4096), 4096)
+    t.is(server.exit(), null, 'the primary is alive')
+    await server.stop()
+  })
+
+  env.test(env.title('a FIN without close_notify is reported as node:tls reports it, on either side'), async (t) => {
+    const server = async (lib) => finSeenByServer(env, t, lib)
+    const client = async (lib) => finSeenByClient(env, t, lib)
+    const seen = { server: await server(tls), client: await client(tls) }
+    t.log(`node:tls: server ${seen.server}; client ${seen.client}`)
+    t.deepEqual(await server(ktls), seen.server, 'server socket events')
+    t.deepEqual(await client(ktls), seen.client, 'client socket events')
+  })
+
+  env.test(env.title('no secret in util.inspect of our sockets or in their errors'), async (t) => {
+    const lines = []
+    const node = await startNodeServer({}, (s) => s.resume())
+    node.server.on('keylog', (line) => lines.push(line))
+    const proxy = await startProxy({ targetPort: node.port })
+    const c = await ktlsConnect({ port: proxy.port })
+    env.assertPath(t, c)
+    const peer = await node.nextPeer()
+    const ours = await startKtlsServer()
+    const serverLines = []
+    const client = tls.connect({ host: HOST, port: ours.port, servername: 'localhost', ca: getCerts().ca.cert })
+    client.on('keylog', (l) => serverLines.push(l))
+    await onceEvent(client, 'secureConnect', { timeout: 60000 })
+    const s = await ours.nextSocket()
+    const texts = [c, s, c.ktls, s.ktls, c.getCipher(), s.getCipher(), ours.server].map((o) => inspect(o, { showHidden: true, depth: 3 }))
+    // An error our socket raises: a record the proxy tampered with.
+    c.resume()
+    const errored = onceEvent(c, 'error', { timeout: env.ms(10000) })
+    const tampered = proxy.corruptNextRecord('toClient')
+    peer.write('this record is tampered with')
+    await tampered
+    const err = await errored
+    t.is(err.code, 'ERR_KTLS_BAD_RECORD')
+    texts.push(err.message, err.stack, inspect(err, { showHidden: true, depth: 3 }))
+    const secrets = { ...trafficKeys(lines, c.getCipher().standardName), ...prefixed('server ', trafficKeys(serverLines, s.getCipher().standardName)) }
+    t.is(Object.keys(secrets).length, 12, 'secrets, keys and IVs of both connections')
+    for (const [name, bytes] of Object.entries(secrets)) {
+      for (const form of [bytes.toString('hex'), bytes.toString('base64')]) {
+        t.false(texts.some((text) => text.includes(form)), `${name} shown`)
+      }
+    }
+    client.destroy()
+    await ours.close()
+    await proxy.close()
+    await node.close()
+  })
+
   // Userspace must hold the record keys to seal records, so there the search
   // finds them: the control showing the kernel test's search can succeed.
   const keysTitle = env.kernel
@@ -193,6 +310,56 @@ export function reliabilitySuite(env) {
     sock.destroy()
     await server.stop()
   })
+}
+
+const prefixed = (p, o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [p + k, v]))
+
+/** What a `lib` server's socket emits when its client sends a FIN with no close_notify first. */
+async function finSeenByServer(env, t, lib) {
+  const certs = getCerts()
+  const events = []
+  let done
+  const closedNow = new Promise((r) => (done = r))
+  const server = lib.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => {
+    if (lib === ktls) env.assertPath(t, s)
+    s.on('end', () => events.push('end'))
+    s.on('error', (e) => events.push(`error ${e.code}`))
+    s.on('close', (hadError) => done(events.push(`close ${hadError}`)))
+    s.resume()
+    s.write('hi')
+  })
+  const port = await listen(server)
+  const raw = net.connect(port, HOST)
+  raw.on('error', () => {})
+  const c = tls.connect({ socket: raw, servername: 'localhost', ca: certs.ca.cert })
+  c.on('error', () => {})
+  c.once('data', () => raw.end())
+  await withTimeout(closedNow, env.ms(10000), 'server socket close')
+  c.destroy()
+  await closeServer(server)
+  return events
+}
+
+/** What a client of `lib` emits when the server sends a FIN with no close_notify first. */
+async function finSeenByClient(env, t, lib) {
+  const certs = getCerts()
+  const secureContext = tls.createSecureContext({ key: certs.server.key, cert: certs.server.cert })
+  const server = net.createServer((raw) => {
+    const s = new tls.TLSSocket(raw, { isServer: true, secureContext })
+    s.on('error', () => {})
+    s.on('secure', () => s.write('hi', () => raw.end()))
+  })
+  const port = await listen(server)
+  const events = []
+  const c = lib.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert })
+  c.on('secureConnect', () => lib === ktls && env.assertPath(t, c))
+  c.on('end', () => events.push('end'))
+  c.on('error', (e) => events.push(`error ${e.code}`))
+  const closing = new Promise((r) => c.on('close', (hadError) => r(events.push(`close ${hadError}`))))
+  c.resume()
+  await withTimeout(closing, env.ms(10000), 'client socket close')
+  await closeServer(server)
+  return events
 }
 
 /** A node:tls client that logs its secrets ('keylog'), one answer read; resolves { sock, keys }. */
