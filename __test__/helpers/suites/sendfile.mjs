@@ -219,7 +219,7 @@ export function sendfileSuite(env) {
     const code = await withTimeout(codeOf(sending), env.ms(10000), 'send to settle')
     t.true(code === 'EPIPE' || code === 'ECONNRESET', `rejected with ${code}`)
     await closed(server, env.ms(5000))
-    t.is(await settleFds(fds), fds, 'the connection and the file released')
+    t.true(await settleFds(fds) <= fds, 'the connection and the file released (descriptors other tests left may close meanwhile)')
   })
 
   env.serial(env.title('a file truncated while it is sent rejects with ERR_KTLS_SENDFILE_TRUNCATED, never hangs'), async (t) => {
@@ -251,7 +251,7 @@ export function sendfileSuite(env) {
     t.is(await withTimeout(codeOf(sending), env.ms(5000), 'send to settle'), 'ECANCELED')
     t.not(await withTimeout(codeOf(after), env.ms(5000), 'queued send to settle'), 'resolved')
     client.destroy()
-    t.is(await settleFds(fds), fds, 'the connection and the files released')
+    t.true(await settleFds(fds) <= fds, 'the connection and the files released (descriptors other tests left may close meanwhile)')
   })
 
   env.serial(env.title('sends to peers that stop reading do not hold the threadpool: file system calls go on'), async (t) => {
