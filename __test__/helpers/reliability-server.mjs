@@ -4,7 +4,7 @@
 // the test sees the exit. Its memory and descriptors are its own to measure.
 //
 //   fork(thisFile, [JSON options], { execArgv: ['--expose-gc'], env: { KEY, CERT } })
-//   options: { lib ('ktls' | 'tls'), handshakeTimeout, timeout (idle ms, then destroy), file (for 'F') }
+//   options: { lib ('ktls' | 'tls'), noDelay, handshakeTimeout, timeout (idle ms, then destroy), file (for 'F') }
 //
 // Each connection reads lines: "<n>" answers n bytes, "F<n>" sends the first
 // n bytes of `file` with sendFile, "P" answers this process's pid; "E" ends.
@@ -14,7 +14,7 @@
 import cluster from 'node:cluster'
 import tls from 'node:tls'
 import { readdirSync, readlinkSync } from 'node:fs'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
@@ -50,7 +50,7 @@ function serve() {
   // lib 'tls': node:tls under the same load, as a reference.
   const lib = options.lib === 'tls' ? tls : ktls
   const server = lib.createServer(
-    { key: process.env.KEY, cert: process.env.CERT, handshakeTimeout: options.handshakeTimeout },
+    { key: process.env.KEY, cert: process.env.CERT, handshakeTimeout: options.handshakeTimeout, noDelay: options.noDelay },
     onSecure,
   )
   // net.Server emits accept errors (EMFILE) on the server: listened to, as an app would.
@@ -100,6 +100,9 @@ async function answer(server, m) {
     process.send({
       rss: mem.rss,
       heapUsed: mem.heapUsed,
+      // What V8's heap holds in RAM (its young generation grows under churn):
+      // RSS minus this is the memory outside V8 (native code's, libuv's).
+      v8Physical: getHeapStatistics().total_physical_size,
       external: mem.external,
       fds: fds?.length,
       fdTargets: fds?.map(target),

@@ -85,6 +85,80 @@ export async function settled(server, { timeout = 10000, fds = Infinity } = {}) 
   }
 }
 
+export const MiB = 1024 * 1024
+export const MB = (n) => (n / MiB).toFixed(1)
+export const pct = (x) => `${(x * 100).toFixed(1)} %`
+// A ClientHello record header and the start of its body; never completed.
+export const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0xaa, 0xbb])
+
+/**
+ * `count` connections against a fresh `lib` server after a warm-up of
+ * `warmup` (allocator arenas, JIT and caches reach their working size).
+ * Figures after GC: { done, errors, perSecond, base, end, rssGrowth,
+ * heapGrowth, outsideGrowth (RSS outside V8's heap), samples (stats every
+ * `sampleMs`, without GC), summary }.
+ */
+export async function churnFigures({ lib, count, warmup = count, ms, concurrency = 8, sampleMs = 1000 }) {
+  const server = await startReliabilityServer({ lib })
+  await churn(server.port, { count: warmup, ms, concurrency })
+  const base = await settled(server)
+  const samples = []
+  const sampler = setInterval(() => server.stats().then((s) => samples.push(s), () => {}), sampleMs)
+  const r = await churn(server.port, { count, ms, concurrency })
+  clearInterval(sampler)
+  const end = await settled(server, { timeout: 10000, fds: base.fds })
+  await server.stop()
+  const rssGrowth = (end.rss - base.rss) / base.rss
+  const heapGrowth = (end.heapUsed - base.heapUsed) / base.heapUsed
+  const outside = (s) => s.rss - s.v8Physical
+  const outsideGrowth = (outside(end) - outside(base)) / outside(base)
+  const summary = `${r.done} connections at ${r.perSecond.toFixed(0)}/s; RSS ${MB(base.rss)} -> ${MB(end.rss)} MiB (${pct(rssGrowth)}), outside V8's heap ${MB(outside(base))} -> ${MB(outside(end))} MiB (${pct(outsideGrowth)}), JS heap used ${MB(base.heapUsed)} -> ${MB(end.heapUsed)} MiB (${pct(heapGrowth)}), fds ${base.fds} -> ${end.fds}`
+  return { ...r, base, end, rssGrowth, heapGrowth, outsideGrowth, samples, summary }
+}
+
+/**
+ * Holds `counts.idle` silent clients, `counts.slowLoris` sending a ClientHello
+ * one byte a second, and `counts.nonReading` asking for 16 MiB and reading
+ * none, against `server`; measures its serving rate (`window` ms of churn)
+ * before and with them, and its memory per stalled connection.
+ */
+export async function stalledFigures(server, counts, { window, settle = 500 }) {
+  await churn(server.port, { count: 100, ms: window })
+  const unloaded = await churn(server.port, { count: Infinity, ms: window })
+  await settled(server)
+  const base = await server.stats(true) // the churn's garbage returned first
+  const stalled = counts.idle + counts.slowLoris + counts.nonReading
+  const held = []
+  for (let i = 0; i < counts.idle; i++) held.push(await rawConnect(server.port))
+  const loris = []
+  for (let i = 0; i < counts.slowLoris; i++) loris.push(await rawConnect(server.port))
+  let sent = 0
+  const dribble = setInterval(() => {
+    const at = sent++ % PARTIAL_CLIENT_HELLO.length
+    for (const s of loris) if (!s.destroyed) s.write(PARTIAL_CLIENT_HELLO.subarray(at, at + 1))
+  }, 1000)
+  for (let i = 0; i < counts.nonReading; i++) {
+    const sock = await tlsClient(server.port)
+    sock.on('error', () => {})
+    sock.pause()
+    sock.write(`${16 * MiB}\n`)
+    held.push(sock)
+  }
+  await new Promise((r) => setTimeout(r, settle)) // the non-readers' answers fill the buffers
+  const loaded = await server.stats(true)
+  const perConnection = { rss: (loaded.rss - base.rss) / stalled, heap: (loaded.heapUsed - base.heapUsed) / stalled }
+  let underLoad = await churn(server.port, { count: Infinity, ms: window })
+  // One more window if the first fell short: the cores are shared.
+  if (underLoad.perSecond < 0.9 * unloaded.perSecond) underLoad = await churn(server.port, { count: Infinity, ms: window })
+  const ratio = underLoad.perSecond / unloaded.perSecond
+  const summary = `${counts.idle} idle, ${counts.slowLoris} slow-loris, ${counts.nonReading} non-reading clients: ${(perConnection.rss / 1024).toFixed(1)} KiB RSS and ${(perConnection.heap / 1024).toFixed(1)} KiB JS heap per stalled connection; serving ${unloaded.perSecond.toFixed(0)}/s unloaded, ${underLoad.perSecond.toFixed(0)}/s loaded (${pct(ratio)})`
+  const release = () => {
+    clearInterval(dribble)
+    for (const s of [...held, ...loris]) s.destroy()
+  }
+  return { stalled, base, loaded, perConnection, unloaded, underLoad, ratio, summary, release }
+}
+
 /** A node:tls client to the server, resolving once secure. */
 export function tlsClient(port, extra = {}) {
   const certs = getCerts()

@@ -16,11 +16,24 @@ import { startProxy } from '../proxy.mjs'
 import { startKtlsServer, startNodeServer, ktlsConnect } from '../tls.mjs'
 import { onCleanup } from '../cleanup.mjs'
 import { MiB, delay, onceEvent, withTimeout } from '../stream.mjs'
-import { HOST, churn, fetchOnce, rawConnect, searchMemory, settled, startCutter, startReliabilityServer, tlsClient, trafficKeys } from '../reliability.mjs'
+import {
+  HOST,
+  MB,
+  PARTIAL_CLIENT_HELLO,
+  churn,
+  churnFigures,
+  fetchOnce,
+  pct,
+  rawConnect,
+  searchMemory,
+  settled,
+  stalledFigures,
+  startCutter,
+  startReliabilityServer,
+  tlsClient,
+  trafficKeys,
+} from '../reliability.mjs'
 
-const MB = (n) => (n / MiB).toFixed(1)
-// A ClientHello record header and the start of its body; never completed.
-const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0xaa, 0xbb])
 
 /** Fails unless the server process is alive, holds no connection, and is back to `base`'s descriptors. */
 async function assertRecovered(t, env, server, base) {
@@ -33,32 +46,16 @@ async function assertRecovered(t, env, server, base) {
   return after
 }
 
-const pct = (x) => `${(x * 100).toFixed(1)} %`
-
-/** `count` connections against a fresh `lib` server after a warm-up of as many; its figures after GC. */
-async function churnFigures(env, lib, count) {
-  const server = await startReliabilityServer({ lib })
-  // Warm-up: allocator arenas, JIT and caches reach their working size.
-  await churn(server.port, { count, ms: env.ms(10000), concurrency: 8 })
-  const base = await settled(server)
-  const r = await churn(server.port, { count, ms: env.ms(20000, 150000), concurrency: 8 })
-  const end = await settled(server, { timeout: env.ms(10000), fds: base.fds })
-  await server.stop()
-  const rssGrowth = (end.rss - base.rss) / base.rss
-  const heapGrowth = (end.heapUsed - base.heapUsed) / base.heapUsed
-  const summary = `${r.done} connections at ${r.perSecond.toFixed(0)}/s; RSS ${MB(base.rss)} -> ${MB(end.rss)} MiB (${pct(rssGrowth)}), heap ${MB(base.heapUsed)} -> ${MB(end.heapUsed)} MiB (${pct(heapGrowth)}), fds ${base.fds} -> ${end.fds}`
-  return { ...r, base, end, rssGrowth, heapGrowth, summary }
-}
-
 export function reliabilitySuite(env) {
   const rounds = (unit, kernel) => (env.kernel ? kernel : unit)
 
   env.serial(env.title('churn: connections opened, used and closed leave memory and descriptors where they were'), async (t) => {
     const count = rounds(600, 300)
-    const ours = await churnFigures(env, 'ktls', count)
+    const ms = env.ms(20000, 150000)
+    const ours = await churnFigures({ lib: 'ktls', count, ms })
     // RSS also holds what V8 and malloc keep for reuse; node:tls under the
     // same churn is the yardstick for that part.
-    const node = await churnFigures(env, 'tls', count)
+    const node = await churnFigures({ lib: 'tls', count, ms })
     t.deepEqual(ours.errors, [], 'no client saw an error')
     t.true(ours.done >= count * 0.5, `${ours.done} connections in the time allowed`)
     if (env.kernel) t.is(ours.end.offloaded, ours.end.secured, 'every connection was offloaded')
@@ -68,6 +65,8 @@ export function reliabilitySuite(env) {
     t.log(`node:tls: ${node.summary}`)
     t.true(ours.heapGrowth < 0.05, `JS heap grew ${pct(ours.heapGrowth)}`)
     t.true(ours.rssGrowth < 0.05 + Math.max(0, node.rssGrowth), `RSS grew ${pct(ours.rssGrowth)} (node:tls ${pct(node.rssGrowth)})`)
+    // Where a native leak would show: RSS minus what V8's heap holds.
+    t.true(ours.outsideGrowth < 0.05, `RSS outside V8's heap grew ${pct(ours.outsideGrowth)}`)
   })
 
   env.serial(env.title('peer faults at every stage cost their connection only; a server without error listeners survives'), async (t) => {
@@ -118,55 +117,23 @@ export function reliabilitySuite(env) {
     // Long enough to hold them all through both measurements.
     const handshakeTimeout = env.ms(4000, 14000)
     const server = await startReliabilityServer({ handshakeTimeout, timeout: handshakeTimeout })
-    const window = env.ms(1500, 3000)
-    await churn(server.port, { count: 100, ms: window })
-    const unloaded = await churn(server.port, { count: Infinity, ms: window })
-    await settled(server)
-    const base = await server.stats(true) // churn's garbage returned first
     const counts = { idle: rounds(1000, 400), slowLoris: rounds(20, 5), nonReading: rounds(20, 5) }
-    const stalled = counts.idle + counts.slowLoris + counts.nonReading
-    const held = []
-    for (let i = 0; i < counts.idle; i++) held.push(await rawConnect(server.port))
-    const loris = []
-    for (let i = 0; i < counts.slowLoris; i++) loris.push(await rawConnect(server.port))
-    // One byte per second per client, a ClientHello that never completes.
-    let sent = 0
-    const dribble = setInterval(() => {
-      const byte = PARTIAL_CLIENT_HELLO.subarray(sent % PARTIAL_CLIENT_HELLO.length, (sent % PARTIAL_CLIENT_HELLO.length) + 1)
-      sent++
-      for (const s of loris) if (!s.destroyed) s.write(byte)
-    }, 1000)
-    onCleanup(() => clearInterval(dribble))
-    for (let i = 0; i < counts.nonReading; i++) {
-      const sock = await tlsClient(server.port)
-      sock.on('error', () => {})
-      sock.pause() // asks for 16 MiB and never reads it
-      sock.write(`${16 * MiB}\n`)
-      held.push(sock)
-    }
     const opened = Date.now()
-    await delay(env.ms(500, 2000)) // the non-readers' answers fill the buffers
-    const loaded = await settled(server, { timeout: 0 })
-    t.is(loaded.connections, stalled, 'all stalled clients are held')
-    const perConnection = { rss: (loaded.rss - base.rss) / stalled, heap: (loaded.heapUsed - base.heapUsed) / stalled }
-    let underLoad = await churn(server.port, { count: Infinity, ms: window })
-    // One more window if the first fell short: the two cores are shared.
-    if (underLoad.perSecond < 0.9 * unloaded.perSecond) underLoad = await churn(server.port, { count: Infinity, ms: window })
-    const ratio = underLoad.perSecond / unloaded.perSecond
-    t.log(`${counts.idle} idle, ${counts.slowLoris} slow-loris, ${counts.nonReading} non-reading clients: ${(perConnection.rss / 1024).toFixed(1)} KiB RSS and ${(perConnection.heap / 1024).toFixed(1)} KiB JS heap per stalled connection; serving ${unloaded.perSecond.toFixed(0)}/s unloaded, ${underLoad.perSecond.toFixed(0)}/s loaded (${pct(ratio)})`)
-    t.deepEqual([...unloaded.errors, ...underLoad.errors], [])
-    t.true(ratio >= 0.9, `serving rate under load: ${pct(ratio)} of unloaded`)
-    t.true(perConnection.rss < 64 * 1024, 'RSS per stalled connection under 64 KiB')
-    t.true(perConnection.heap < 16 * 1024, 'JS heap per stalled connection under 16 KiB')
+    const f = await stalledFigures(server, counts, { window: env.ms(1500, 3000), settle: env.ms(500, 2000) })
+    onCleanup(f.release)
+    t.is(f.loaded.connections, f.stalled, 'all stalled clients are held')
+    t.log(f.summary)
+    t.deepEqual([...f.unloaded.errors, ...f.underLoad.errors], [])
+    t.true(f.ratio >= 0.9, `serving rate under load: ${pct(f.ratio)} of unloaded`)
+    t.true(f.perConnection.rss < 64 * 1024, 'RSS per stalled connection under 64 KiB')
+    t.true(f.perConnection.heap < 16 * 1024, 'JS heap per stalled connection under 16 KiB')
     // handshakeTimeout ends the idle and slow-loris ones, setTimeout the non-readers.
-    const reclaimed = await settled(server, { timeout: handshakeTimeout * 3, fds: base.fds })
-    clearInterval(dribble)
+    const reclaimed = await settled(server, { timeout: handshakeTimeout * 3, fds: f.base.fds })
     t.is(reclaimed.connections, 0, 'every stalled connection was reclaimed')
     t.true(Date.now() - opened >= handshakeTimeout * 0.9, 'not before the timeouts')
-    t.is(reclaimed.fds, base.fds)
+    t.is(reclaimed.fds, f.base.fds)
     t.is(server.exit(), null)
-    for (const s of held) s.destroy()
-    for (const s of loris) s.destroy()
+    f.release()
     await server.stop()
   })
 
