@@ -94,8 +94,8 @@ export class SecureContext {
   }
 
   /** server.setTicketKeys(keys): tickets sealed before no longer resume. */
-  setTicketKeys(keys: Buffer): void {
-    this.ticketKeys = Buffer.from(keys)
+  setTicketKeys(keys: ArrayBufferView): void {
+    this.ticketKeys = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength)
     for (const server of this.servers.values()) build(() => server.setTicketKeys(this.ticketKeys))
   }
 
@@ -154,13 +154,14 @@ function withPfx(options: SecureContextOptions): SecureContextOptions {
 
 const TICKET_KEYS_LEN = 48
 
-/** node:tls's check: a Buffer of exactly 48 bytes. */
+/** node:tls's checks: a Buffer, TypedArray or DataView of exactly 48 bytes, in its words. */
 export function checkTicketKeys(keys: unknown, name: string): void {
-  if (!Buffer.isBuffer(keys) && !(keys instanceof Uint8Array)) {
+  if (!ArrayBuffer.isView(keys)) {
     throw argumentError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be an instance of Buffer, TypedArray, or DataView.`)
   }
   if (keys.byteLength !== TICKET_KEYS_LEN) {
-    throw argumentError('ERR_INVALID_ARG_VALUE', `The property '${name}' must be exactly 48 bytes. Received ${keys.byteLength}`)
+    const message = name === 'keys' ? 'Session ticket keys must be a 48-byte buffer' : `The property '${name}' must be exactly 48 bytes. Received ${keys.byteLength}`
+    throw argumentError('ERR_INVALID_ARG_VALUE', message)
   }
 }
 

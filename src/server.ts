@@ -85,7 +85,7 @@ class TlsServer extends net.Server {
    * tls.Server#setTicketKeys: servers sharing keys (cluster workers)
    * resume each other's sessions; tickets sealed before no longer resume.
    */
-  setTicketKeys(keys: Buffer): void {
+  setTicketKeys(keys: Buffer | ArrayBufferView): void {
     checkTicketKeys(keys, 'keys')
     this.secureContext.setTicketKeys(keys)
   }

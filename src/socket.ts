@@ -1080,7 +1080,10 @@ export class KtlsSocket extends net.Socket {
    * serialized), and a TLS 1.3 ticket resumes once.
    */
   getSession(): Buffer | undefined {
-    return this.sessionToken && Buffer.from(this.sessionToken)
+    if (this.sessionToken) return Buffer.from(this.sessionToken)
+    // As node:tls: a TLS 1.3 client has a session before any ticket, one that resumes nothing.
+    if (this.secure && !this.isServer) return Buffer.from(NO_TICKET_YET)
+    return undefined
   }
 
   /**
@@ -1299,6 +1302,8 @@ function hybridKeyInfo(group: string): object {
   return major >= 24 ? { type: 'TLSGroup', name: group, size: undefined } : {}
 }
 
+/** getSession() before a TLS 1.3 ticket came: a token naming no session. */
+const NO_TICKET_YET = Buffer.from('ktls: no ticket yet')
 const NO_DESCRIPTOR = 'the transport is a stream with no TCP descriptor: records stay in userspace'
 
 function isDuplex(value: unknown): boolean {
