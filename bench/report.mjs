@@ -11,8 +11,12 @@ const ROOT = new URL('..', import.meta.url).pathname
 const RESULTS = join(ROOT, 'bench', 'results')
 const DOC = join(ROOT, 'docs', 'benchmarks.md')
 
-function newest(kind) {
-  const files = readdirSync(RESULTS).filter((f) => f.endsWith('.json') && f.includes(`-${kind}`)).sort()
+/** The newest result of `kind` that measured `scenario` (a run of one scenario does not stand for the rest). */
+function newest(kind, scenario = 'bulk') {
+  const files = readdirSync(RESULTS)
+    .filter((f) => f.endsWith('.json') && f.includes(`-${kind}`))
+    .sort()
+    .filter((f) => JSON.parse(readFileSync(join(RESULTS, f), 'utf8')).scenarios?.[scenario])
   return files.length ? join(RESULTS, files[files.length - 1]) : undefined
 }
 
@@ -106,6 +110,9 @@ if (kernelFile) {
   writeFileSync(join(ROOT, 'docs', 'bench-kernel.svg'), renderBulkChart(JSON.parse(readFileSync(kernelFile, 'utf8'))))
   doc = replaceBlock(doc, 'kernel', section(kernelFile, 'bench-kernel.svg'))
 }
+// Serving files has its own block: its runs are made on their own (--only files).
+const filesFile = newest('native', 'files')
+if (filesFile && doc.includes('<!-- generated:files:begin')) doc = replaceBlock(doc, 'files', section(filesFile))
 doc = replaceBlock(doc, 'history', history())
 writeFileSync(DOC, doc)
 console.error(`updated docs/benchmarks.md from ${[nativeFile, kernelFile].filter(Boolean).map((f) => basename(f)).join(', ')}`)
