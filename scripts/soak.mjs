@@ -7,7 +7,7 @@
 //   node scripts/soak.mjs [--connections 10000] [--idle 5000] [--minutes 10]
 import { parseArgs } from 'node:util'
 import { capabilities } from '../dist/index.js'
-import { churnFigures, pct, settled, stalledFigures, startReliabilityServer } from '../__test__/helpers/reliability.mjs'
+import { churnFigures, pct, settled, stalledFigures } from '../__test__/helpers/reliability.mjs'
 import { cleanupAll } from '../__test__/helpers/cleanup.mjs'
 
 const { values } = parseArgs({
@@ -51,10 +51,10 @@ for (const lib of ['ktls', 'tls']) {
 }
 
 const handshakeTimeout = 60_000
-const server = await startReliabilityServer({ handshakeTimeout, timeout: handshakeTimeout })
 const counts = { idle: Number(values.idle), slowLoris: 50, nonReading: 50 }
 const opened = Date.now()
-const f = await stalledFigures(server, counts, { window: 5000, settle: 2000 })
+const f = await stalledFigures({ handshakeTimeout, timeout: handshakeTimeout }, counts, { window: 10000, settle: 2000, rounds: 10 })
+const server = f.server
 console.log(`stalled: ${f.summary}`)
 check(f.loaded.connections === f.stalled, `stalled: all ${f.stalled} held (${f.loaded.connections})`)
 check(f.ratio >= 0.9, `stalled: serving rate >= 90 % of unloaded (${pct(f.ratio)})`)

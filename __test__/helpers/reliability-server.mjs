@@ -25,6 +25,7 @@ const serverErrors = []
 let served = 0
 let secured = 0
 let offloaded = 0
+const userspace = [] // why each secure connection was not offloaded
 
 if (options.cluster && cluster.isPrimary) primary()
 else serve()
@@ -62,6 +63,7 @@ function serve() {
 function onSecure(socket) {
   secured++
   if (socket.ktls?.tx && socket.ktls?.rx) offloaded++
+  else if (socket.ktls) userspace.push(socket.ktls.reason)
   if (options.timeout) socket.setTimeout(options.timeout, () => socket.destroy())
   let line = ''
   socket.on('data', (d) => {
@@ -111,6 +113,7 @@ async function answer(server, m) {
       served,
       secured,
       offloaded,
+      userspace,
       serverErrors,
     })
   } else if (m.cmd === 'snapshot') {

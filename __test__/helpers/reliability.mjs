@@ -117,14 +117,17 @@ export async function churnFigures({ lib, count, warmup = count, ms, concurrency
 }
 
 /**
- * Holds `counts.idle` silent clients, `counts.slowLoris` sending a ClientHello
- * one byte a second, and `counts.nonReading` asking for 16 MiB and reading
- * none, against `server`; measures its serving rate (`window` ms of churn)
- * before and with them, and its memory per stalled connection.
+ * Starts a server with `options` and holds `counts.idle` silent clients,
+ * `counts.slowLoris` sending a ClientHello one byte a second, and
+ * `counts.nonReading` asking for 16 MiB and reading none against it. Its
+ * serving rate is compared with an identical server's without them, in
+ * alternating windows (`window` ms in all), so that what other processes take
+ * from the cores falls on both alike; and its memory per stalled connection.
  */
-export async function stalledFigures(server, counts, { window, settle = 500 }) {
-  await churn(server.port, { count: 100, ms: window })
-  const unloaded = await churn(server.port, { count: Infinity, ms: window })
+export async function stalledFigures(options, counts, { window, settle = 500, rounds = 6 }) {
+  const server = await startReliabilityServer(options)
+  const reference = await startReliabilityServer(options)
+  for (const s of [server, reference]) await churn(s.port, { count: 100, ms: window })
   await settled(server)
   const base = await server.stats(true) // the churn's garbage returned first
   const stalled = counts.idle + counts.slowLoris + counts.nonReading
@@ -147,16 +150,25 @@ export async function stalledFigures(server, counts, { window, settle = 500 }) {
   await new Promise((r) => setTimeout(r, settle)) // the non-readers' answers fill the buffers
   const loaded = await server.stats(true)
   const perConnection = { rss: (loaded.rss - base.rss) / stalled, heap: (loaded.heapUsed - base.heapUsed) / stalled }
-  let underLoad = await churn(server.port, { count: Infinity, ms: window })
-  // One more window if the first fell short: the cores are shared.
-  if (underLoad.perSecond < 0.9 * unloaded.perSecond) underLoad = await churn(server.port, { count: Infinity, ms: window })
+  const windows = { unloaded: [], underLoad: [] }
+  for (let i = 0; i < rounds; i++) {
+    windows.unloaded.push(await churn(reference.port, { count: Infinity, ms: window / rounds }))
+    windows.underLoad.push(await churn(server.port, { count: Infinity, ms: window / rounds }))
+  }
+  await reference.stop()
+  const rate = (runs) => ({
+    perSecond: runs.reduce((n, r) => n + r.done, 0) / runs.reduce((n, r) => n + r.seconds, 0),
+    errors: runs.flatMap((r) => r.errors),
+  })
+  const unloaded = rate(windows.unloaded)
+  const underLoad = rate(windows.underLoad)
   const ratio = underLoad.perSecond / unloaded.perSecond
-  const summary = `${counts.idle} idle, ${counts.slowLoris} slow-loris, ${counts.nonReading} non-reading clients: ${(perConnection.rss / 1024).toFixed(1)} KiB RSS and ${(perConnection.heap / 1024).toFixed(1)} KiB JS heap per stalled connection; serving ${unloaded.perSecond.toFixed(0)}/s unloaded, ${underLoad.perSecond.toFixed(0)}/s loaded (${pct(ratio)})`
+  const summary = `${counts.idle} idle, ${counts.slowLoris} slow-loris, ${counts.nonReading} non-reading clients: ${(perConnection.rss / 1024).toFixed(1)} KiB RSS and ${(perConnection.heap / 1024).toFixed(1)} KiB JS heap per stalled connection; serving ${underLoad.perSecond.toFixed(0)}/s with them, ${unloaded.perSecond.toFixed(0)}/s without (${pct(ratio)})`
   const release = () => {
     clearInterval(dribble)
     for (const s of [...held, ...loris]) s.destroy()
   }
-  return { stalled, base, loaded, perConnection, unloaded, underLoad, ratio, summary, release }
+  return { server, stalled, base, loaded, perConnection, unloaded, underLoad, ratio, summary, release }
 }
 
 /** A node:tls client to the server, resolving once secure. */

@@ -81,9 +81,14 @@ test.serial("the server's keepAlive option arms TCP keep-alive on connections it
   const { client } = await secureExchange(t, srv)
   sockets.stop()
   t.is(sockets.count, 0)
-  // ss -o shows a keep-alive timer on the server side of the connection.
+  // ss -o shows a keep-alive timer on the server side of the connection; it
+  // shows only one timer, the retransmit one while data is still unacknowledged.
   const filter = `( sport = :${srv.port} and dport = :${client.localPort} )`
-  const line = execFileSync('ss', ['-tnoH', 'state', 'established', filter]).toString()
+  let line = ''
+  for (const deadline = Date.now() + 2000; !/timer:\(keepalive,/.test(line) && Date.now() < deadline; ) {
+    line = execFileSync('ss', ['-tnoH', 'state', 'established', filter]).toString()
+    if (!/timer:\(keepalive,/.test(line)) await new Promise((r) => setTimeout(r, 50))
+  }
   t.regex(line, /timer:\(keepalive,/)
   await endAndClose(client)
 })

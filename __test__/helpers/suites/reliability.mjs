@@ -63,10 +63,33 @@ export function reliabilitySuite(env) {
     t.is(ours.end.connections, 0)
     t.log(`ktls: ${ours.summary}`)
     t.log(`node:tls: ${node.summary}`)
-    t.true(ours.heapGrowth < 0.05, `JS heap grew ${pct(ours.heapGrowth)}`)
+    // 5 %, or 512 KiB of a ~6 MiB heap: what one forced GC to the next varies by.
+    const heapGrew = ours.end.heapUsed - ours.base.heapUsed
+    t.true(heapGrew < Math.max(0.05 * ours.base.heapUsed, 512 * 1024), `JS heap grew ${pct(ours.heapGrowth)}`)
     t.true(ours.rssGrowth < 0.05 + Math.max(0, node.rssGrowth), `RSS grew ${pct(ours.rssGrowth)} (node:tls ${pct(node.rssGrowth)})`)
     // Where a native leak would show: RSS minus what V8's heap holds.
     t.true(ours.outsideGrowth < 0.05, `RSS outside V8's heap grew ${pct(ours.outsideGrowth)}`)
+  })
+
+  // Regression: a TLS 1.3 server sent its session tickets alone after the
+  // client's Finished, so Nagle held its first answer until the client's
+  // delayed ACK (40 ms on Linux): 45 ms per new connection, on both paths.
+  env.serial(env.title('the first answer after the handshake leaves at once, not behind the session tickets (Nagle)'), async (t) => {
+    const server = await startReliabilityServer() // no noDelay: Nagle on, as net.Server's default
+    const waits = []
+    for (let i = 0; i < 10; i++) {
+      const sock = await tlsClient(server.port)
+      const t0 = performance.now()
+      sock.write('1024\n')
+      let got = 0
+      await new Promise((r) => sock.on('data', (d) => (got += d.length) >= 1024 && r()))
+      waits.push(performance.now() - t0)
+      sock.destroy()
+    }
+    const median = waits.sort((a, b) => a - b)[5]
+    t.log(`first answer after ${median.toFixed(1)} ms (median of 10)`)
+    t.true(median < 20, `the delayed ACK's 40 ms are not in it: ${median.toFixed(1)} ms`)
+    await server.stop()
   })
 
   env.serial(env.title('peer faults at every stage cost their connection only; a server without error listeners survives'), async (t) => {
@@ -109,17 +132,19 @@ export function reliabilitySuite(env) {
     const after = await assertRecovered(t, env, server, base)
     // Four stages read an answer, so were secure on the server.
     t.true(after.secured - base.secured >= n * 4, `${after.secured - base.secured} of the faulty connections got secure`)
-    if (env.kernel) t.is(after.offloaded, after.secured)
+    // A reset right after Finished can beat the offload: that one stays in userspace.
+    if (env.kernel) t.true(after.secured - after.offloaded <= n, `not offloaded: ${after.userspace}`)
+    if (env.kernel && after.userspace.length) t.log(`not offloaded: ${after.userspace}`)
     await server.stop()
   })
 
   env.serial(env.title('idle, slow-loris and non-reading clients cost bounded memory, leave the serving rate >= 90 %, and timeouts reclaim them'), async (t) => {
     // Long enough to hold them all through both measurements.
     const handshakeTimeout = env.ms(4000, 14000)
-    const server = await startReliabilityServer({ handshakeTimeout, timeout: handshakeTimeout })
     const counts = { idle: rounds(1000, 400), slowLoris: rounds(20, 5), nonReading: rounds(20, 5) }
     const opened = Date.now()
-    const f = await stalledFigures(server, counts, { window: env.ms(1500, 3000), settle: env.ms(500, 2000) })
+    const f = await stalledFigures({ handshakeTimeout, timeout: handshakeTimeout }, counts, { window: env.ms(3000, 6000), settle: env.ms(500, 2000) })
+    const server = f.server
     onCleanup(f.release)
     t.is(f.loaded.connections, f.stalled, 'all stalled clients are held')
     t.log(f.summary)

@@ -152,6 +152,12 @@ impl Tls {
         }
     }
 
+    /// A server that negotiated TLS 1.3 (it speaks last only to send tickets).
+    pub(crate) fn is_tls13_server(&self) -> bool {
+        matches!(self, Self::Server(_))
+            && self.common().protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+    }
+
     /// Runs rustls until it needs input or is idle, collecting plaintext
     /// and ciphertext into `bufs`.
     pub(crate) fn pump(&mut self, bufs: &mut Buffers, offer: Offer<'_>) -> Result<Pumped> {

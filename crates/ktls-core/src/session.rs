@@ -276,7 +276,11 @@ impl Session {
                 Pumped::Idle { .. } => tls.common().is_handshaking(),
                 Pumped::PeerClosed => return Err(Error::HandshakeEof),
             };
-            if !self.flush_outgoing()? {
+            // A TLS 1.3 server's last flight is its session tickets: held back
+            // to leave with its first answer, as OpenSSL's do. Sent alone, Nagle
+            // would hold that answer for the peer's delayed ACK (~40 ms).
+            let hold = !needs_input && tls.is_tls13_server();
+            if !self.send_outgoing(hold)? {
                 return Ok(Progress::WantWrite);
             }
             if !needs_input {
@@ -633,8 +637,19 @@ impl Session {
     }
 
     fn flush_outgoing(&mut self) -> Result<bool> {
+        self.send_outgoing(false)
+    }
+
+    /// `hold`: sent with `MSG_MORE`, so that it goes out with the next send.
+    fn send_outgoing(&mut self, hold: bool) -> Result<bool> {
         while !self.bufs.pending_out().is_empty() {
-            let Some(n) = nonblocking(sys::send(self.fd.as_fd(), self.bufs.pending_out()))? else {
+            let out = self.bufs.pending_out();
+            let sent = if hold {
+                sys::send_more(self.fd.as_fd(), out)
+            } else {
+                sys::send(self.fd.as_fd(), out)
+            };
+            let Some(n) = nonblocking(sent)? else {
                 return Ok(false);
             };
             self.bufs.consume_out(n);

@@ -271,6 +271,15 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     Ok(socket::send(fd.as_raw_fd(), buf, flags)?)
 }
 
+/// `send` with `MSG_MORE`: TCP keeps a partial segment back until the next
+/// send (or its probe timer), so that it leaves with what follows.
+pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // nix names no MSG_MORE.
+    let more = MsgFlags::from_bits_retain(libc::MSG_MORE);
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL | more;
+    Ok(socket::send(fd.as_raw_fd(), buf, flags)?)
+}
+
 /// Reads and drops what the peer already sent (up to `limit` bytes), so that
 /// closing the socket sends FIN, not the RST that unread data provokes.
 pub fn discard_input(fd: BorrowedFd<'_>, limit: usize) {
