@@ -64,7 +64,8 @@ export async function files({ variants, workloads, runs, seconds, sizeCap, certs
       }
       results[workload] = { label: w.label, size, variants: summarize(perVariant, aesRuns) }
     }
-    return { seconds, runs, aes: aesRuns.length ? aesSummary(aesRuns) : undefined, workloads: results }
+    // `window`: run.mjs keeps a scenario's duration in `seconds`.
+    return { window: seconds, runs, aes: aesRuns.length ? aesSummary(aesRuns) : undefined, workloads: results }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

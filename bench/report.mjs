@@ -69,7 +69,8 @@ function section(file, chart) {
   if (s.files) {
     const f = s.files
     const aes = f.aes ? ` The projection adds AES-128-GCM's ${f.aes.encryptCpuPerGiB.median.toFixed(3)} CPU-s per GiB (\`${f.aes.method}\`, same run) to the offloaded data path's CPU.` : ''
-    out.push('', `**Serving files** (one file per row, wrk on the other core, ${f.seconds} s after a 1 s warm-up, ${f.runs} rounds; node:http/node:https pipe \`fs.createReadStream()\` into the response, ktls serves with \`serveStatic\`, bodies by \`sendfile(2)\`).${aes}`, '', markdown(filesTable(f)))
+    const window = f.window ? `${f.window} s ` : ''
+    out.push('', `**Serving files** (one file per row, wrk on the other core, ${window}after a 1 s warm-up, ${f.runs} rounds; node:http/node:https pipe \`fs.createReadStream()\` into the response, ktls serves with \`serveStatic\`, bodies by \`sendfile(2)\`).${aes}`, '', markdown(filesTable(f)))
   }
   if (r.targets.length) out.push('', '**Targets** (verdict on the median of the per-run ratios):', '', markdown(targetsTable(r.targets)))
   return out.join('\n')
