@@ -24,6 +24,7 @@ const PAYLOAD = Buffer.alloc(64 * 1024, 'ktls reliability ')
 const serverErrors = []
 let served = 0
 let secured = 0
+const live = new Set() // secure sockets not yet closed
 let offloaded = 0
 const userspace = {} // why secure connections were not offloaded: reason -> count
 
@@ -64,6 +65,8 @@ function serve() {
 
 function onSecure(socket) {
   secured++
+  live.add(socket)
+  socket.on('close', () => live.delete(socket))
   if (socket.ktls?.tx && socket.ktls?.rx) offloaded++
   else if (socket.ktls) userspace[socket.ktls.reason] = (userspace[socket.ktls.reason] ?? 0) + 1
   if (options.timeout) socket.setTimeout(options.timeout, () => socket.destroy())
@@ -117,6 +120,8 @@ async function answer(server, m) {
       offloaded,
       userspace,
       serverErrors,
+      // Secure ones still open (what did not close, when something did not).
+      live: [...live].map((s) => ({ queued: s.writableLength, written: s.bytesWritten, destroyed: s.destroyed, timeout: s.timeout })),
     })
   } else if (m.cmd === 'snapshot') {
     await collectGarbage()
