@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { aesGcmSpeed } from './lib/aes.mjs'
 import { ktls } from './lib/transports.mjs'
 import { cpuSecondsSince, forkPeer, isPeer, servePeer } from './lib/peer.mjs'
-import { ratios, rotate, summary } from './lib/stats.mjs'
+import { rotate, summary } from './lib/stats.mjs'
 
 const FILE = fileURLToPath(import.meta.url)
 const KiB = 1024
@@ -126,13 +126,7 @@ function wrk(connections, url, wanted) {
   })
 }
 
-/** Per-run ratios of one metric between two variants of a workload. */
-export function filesRatio(result, workload, metric, variant, baseline) {
-  const w = result?.workloads[workload]?.variants
-  const a = w?.[variant]?.runs.map((r) => r[metric])
-  const b = w?.[baseline]?.runs.map((r) => r[metric])
-  return a && b ? summary(ratios(a, b)) : undefined
-}
+export { workloadRatio as filesRatio } from './lib/stats.mjs'
 
 // ---- the server process ----
 

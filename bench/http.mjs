@@ -17,7 +17,7 @@ import https from 'node:https'
 import { fileURLToPath } from 'node:url'
 import { ktls } from './lib/transports.mjs'
 import { cpuSecondsSince, forkPeer, isPeer, servePeer } from './lib/peer.mjs'
-import { ratios, rotate, summary } from './lib/stats.mjs'
+import { rotate, summary } from './lib/stats.mjs'
 
 const FILE = fileURLToPath(import.meta.url)
 const MiB = 2 ** 20
@@ -113,13 +113,7 @@ function run(cmd, args) {
   })
 }
 
-/** Per-run ratios of one metric between two variants, for a workload. */
-export function httpRatio(result, workload, metric, variant, baseline) {
-  const w = result?.workloads[workload]?.variants
-  const a = w?.[variant]?.runs.map((r) => r[metric])
-  const b = w?.[baseline]?.runs.map((r) => r[metric])
-  return a && b ? summary(ratios(a, b)) : undefined
-}
+export { workloadRatio as httpRatio } from './lib/stats.mjs'
 
 // ---- the server process ----
 

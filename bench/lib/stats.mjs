@@ -35,3 +35,15 @@ export function rotate(items, k) {
   const n = items.length
   return items.map((_, i) => items[(i + k) % n])
 }
+
+/**
+ * Per-run ratios of one metric between two variants of a workload, in a
+ * result shaped { workloads: { [w]: { variants: { [v]: { runs } } } } }
+ * (the http and files scenarios).
+ */
+export function workloadRatio(result, workload, metric, variant, baseline) {
+  const w = result?.workloads[workload]?.variants
+  const a = w?.[variant]?.runs.map((r) => r[metric])
+  const b = w?.[baseline]?.runs.map((r) => r[metric])
+  return a && b ? summary(ratios(a, b)) : undefined
+}

@@ -5,40 +5,22 @@
 // Shared by __test__/unit/sendfile.spec.mjs and __test__/kernel/sendfile.spec.mjs.
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
-import { createRequire } from 'node:module'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ktls } from '../ktls.mjs'
 import { getCerts } from '../certs.mjs'
 import { countFds, settleFds } from '../fds.mjs'
+import { countSendfile } from '../sendfile-count.mjs'
 import { track } from '../cleanup.mjs'
 import { delay, hashExactly, withTimeout } from '../stream.mjs'
 import { HOST, closed, ktlsConnect, startKtlsServer, trackClose } from '../tls.mjs'
 
-const require = createRequire(import.meta.url)
-const { binding } = require('../../../dist/native.js')
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const GiB = 1024 * MiB
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex')
-
-/** Counts the binding's sendfile(2) senders made while it is installed. */
-function countSendfile(t) {
-  const original = binding.FileSender
-  const counter = { made: 0 }
-  binding.FileSender = new Proxy(original, {
-    construct(target, args) {
-      counter.made++
-      return Reflect.construct(target, args)
-    },
-  })
-  t.teardown(() => {
-    binding.FileSender = original
-  })
-  return counter
-}
 
 function tempDir(t) {
   const dir = fs.mkdtempSync(join(tmpdir(), 'ktls-sendfile-'))

@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { ktls } from '../ktls.mjs'
 import { getCerts } from '../certs.mjs'
 import { countFds, settleFds } from '../fds.mjs'
+import { countSendfile } from '../sendfile-count.mjs'
 import { curl } from '../http.mjs'
 import { statSnapshot, tlsStatDelta } from '../kernel.mjs'
 import { closeServer, listen } from '../peers.mjs'
@@ -21,29 +22,12 @@ import { delay, withTimeout } from '../stream.mjs'
 import { HOST } from '../tls.mjs'
 
 const require = createRequire(import.meta.url)
-const { binding } = require('../../../dist/native.js')
 const express = require('express')
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const SIZES = [0, 1, 16383, 16384, 16385, 3 * MiB]
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex')
-
-/** Counts the binding's sendfile(2) senders made while it is installed. */
-function countSendfile(t) {
-  const original = binding.FileSender
-  const counter = { made: 0 }
-  binding.FileSender = new Proxy(original, {
-    construct(target, args) {
-      counter.made++
-      return Reflect.construct(target, args)
-    },
-  })
-  t.teardown(() => {
-    binding.FileSender = original
-  })
-  return counter
-}
 
 /** A root with files of every size, an index, a dotfile, a subdirectory, and a secret beside it reached by a symlink. */
 function makeSite(t) {
