@@ -90,6 +90,18 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     fix: 'wait for `secureConnect`/`secure`',
   },
   ERR_TLS_RENEGOTIATION_DISABLED: { when: '`renegotiate()`: rustls never renegotiates', fix: 'TLS 1.3 has no renegotiation; use `updateKeys()` to rekey' },
+  ERR_SSL_HTTP_REQUEST: {
+    when: 'a server was sent plain HTTP instead of a ClientHello (`tlsClientError`), as node:tls reports it',
+    fix: 'the client should use https://, or the plain HTTP port',
+  },
+  ERR_SSL_WRONG_VERSION_NUMBER: {
+    when: 'the peer answered with something that is not TLS (an HTTP server on a TLS port, a banner), as node:tls reports it',
+    fix: 'check the port and that the peer speaks TLS there',
+  },
+  ERR_OSSL_X509_KEY_VALUES_MISMATCH: {
+    when: '`createSecureContext()` (or a server) given a `key` that is not the private key of its `cert`, as node:tls reports it',
+    fix: 'pair each certificate with its own key',
+  },
   ERR_TLS_SNI_FROM_SERVER: { when: '`setServername()` on a server-side socket', fix: 'only clients send a server name' },
   ERR_TLS_REQUIRED_SERVER_NAME: { when: '`addContext()` without a hostname', fix: 'pass the name (or `*.example.com`)' },
   ERR_TLS_INVALID_PROTOCOL_METHOD: { when: 'an unknown `secureProtocol`', fix: "`'TLSv1_2_method'`, `'TLSv1_3_method'` or `'TLS_method'`" },

@@ -2,6 +2,9 @@
 // (ECONNRESET, DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID, ...),
 // otherwise ERR_KTLS_*. Codes are permanent; messages may change.
 
+import { inspect } from 'node:util'
+
+// As Node's own errors: `name` is 'Error' and the stack reads `Error [CODE]: ...`.
 export class KtlsError extends Error {
   readonly code: string
   /** Extra detail where it helps (e.g. why offload was impossible). */
@@ -9,8 +12,10 @@ export class KtlsError extends Error {
 
   constructor(code: string, message: string, reason?: string) {
     super(message)
-    this.name = 'KtlsError'
     this.code = code
+    const stackLines = this.stack?.split('\n') ?? []
+    stackLines[0] = `Error [${code}]: ${message}`
+    Object.defineProperty(this, 'stack', { value: stackLines.join('\n'), writable: true, configurable: true })
     if (reason !== undefined) this.reason = reason
   }
 }
@@ -52,6 +57,25 @@ const argumentErrorClass: Record<string, ErrorConstructor> = {
   ERR_TLS_INVALID_PROTOCOL_METHOD: TypeError,
   ERR_TLS_PROTOCOL_VERSION_CONFLICT: TypeError,
   ERR_OUT_OF_RANGE: RangeError,
+}
+
+/** Node's " Received ..." suffix for a value of the wrong type. */
+export function received(value: unknown): string {
+  if (value == null) return ` Received ${value}`
+  if (typeof value === 'function') return ` Received function ${value.name}`
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name
+    return name ? ` Received an instance of ${name}` : ` Received ${inspect(value, { depth: -1 })}`
+  }
+  let shown = inspect(value, { colors: false })
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
+  return ` Received type ${typeof value} (${shown})`
+}
+
+/** ERR_INVALID_ARG_TYPE with Node's message: `The "name" argument must be of type string. Received ...`. */
+export function invalidArgType(name: string, expected: string, value: unknown): Error & { code: string } {
+  const what = name.includes('.') ? `"${name}" property` : `"${name}" argument`
+  return argumentError('ERR_INVALID_ARG_TYPE', `The ${what} must be ${expected}.${received(value)}`)
 }
 
 /** A bad argument, as Node reports one: TypeError or RangeError, with `code`. */

@@ -38,8 +38,6 @@ class KtlsHttpsServer extends http.Server {
     // it gets the KtlsSocket after the handshake instead of the TCP socket.
     this.httpConnection = this.listeners('connection')[0] as ConnectionListener
     this.removeListener('connection', this.httpConnection)
-    // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
-    ;(this as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true
     this.on('connection', (raw: net.Socket) => this.upgrade(raw))
     acceptHandles(this, (handle) => this.upgrade(handle))
     // As https.Server: handshake failures are client errors too.

@@ -39,6 +39,8 @@ interface SocketFields {
 interface ServerFields {
   _handle?: ListenHandle | null
   _connections: number
+  pauseOnConnect: boolean
+  allowHalfOpen: boolean
   noDelay?: boolean
   keepAlive?: boolean
   keepAliveInitialDelay?: number
@@ -201,7 +203,15 @@ export function acceptHandles(server: net.Server, accept: (handle: StreamHandle)
       const full = server.maxConnections > 0 && internals._connections >= server.maxConnections
       const tcp = client !== undefined && typeof client.getpeername === 'function'
       if (err || !tcp || full || server.listenerCount('connection') > 1) {
-        return nodeOnConnection.call(this, err, client)
+        // net.Server makes the socket: paused so it reads no handshake byte,
+        // half-open so the TLS socket decides; the user's values read the same.
+        const user = { pauseOnConnect: internals.pauseOnConnect, allowHalfOpen: internals.allowHalfOpen }
+        Object.assign(internals, { pauseOnConnect: true, allowHalfOpen: true })
+        try {
+          return nodeOnConnection.call(this, err, client)
+        } finally {
+          Object.assign(internals, user)
+        }
       }
       if (internals.noDelay) client.setNoDelay?.(true)
       // net.Server keeps keepAliveInitialDelay in seconds already.

@@ -1,8 +1,7 @@
 // Synchronous option checks, with Node's error codes, so a bad option
 // throws at the call site instead of failing a connection later. As in
 // node:tls, null means "not given".
-import { inspect } from 'node:util'
-import { argumentError } from './errors'
+import { argumentError, received } from './errors'
 
 const MODES = ['auto', 'require', 'off']
 const VERSIONS = ['TLSv1.2', 'TLSv1.3']
@@ -82,15 +81,3 @@ function isPemObject(entry: unknown): boolean {
   return typeof entry === 'object' && entry !== null && isPemValue((entry as { pem?: unknown }).pem)
 }
 
-/** Node's " Received ..." tail of an ERR_INVALID_ARG_TYPE message. */
-function received(value: unknown): string {
-  if (value == null) return ` Received ${value}`
-  if (typeof value === 'function') return ` Received function ${value.name}`
-  if (typeof value === 'object') {
-    const name = (value as object).constructor?.name
-    return name ? ` Received an instance of ${name}` : ` Received ${inspect(value, { depth: -1 })}`
-  }
-  let shown = inspect(value, { colors: false })
-  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
-  return ` Received type ${typeof value} (${shown})`
-}

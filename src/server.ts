@@ -20,8 +20,9 @@ class TlsServer extends net.Server {
   private readonly namedContexts: Array<[RegExp, SecureContext]> = []
 
   constructor(options: ServerOptions = {}, secureConnectionListener?: (socket: KtlsSocket) => void) {
-    // Paused so libuv reads no handshake byte: the descriptor moves to rustls.
-    super({ ...options, pauseOnConnect: true, allowHalfOpen: true })
+    // What net.Server would make of these stays the user's to read; the TCP
+    // sockets it makes are paused and half-open all the same (acceptHandles).
+    super(options)
     validateOptions(options)
     this.tlsOptions = options
     this.secureContext = contextFor(options)
@@ -113,6 +114,8 @@ export function acceptSecure(
   if (!accepted && raw.destroyed) return undefined
   const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: true, server })
   if (accepted) countAsConnection(server, socket)
+  // As net.Server's pauseOnConnect: the application data waits for resume().
+  if (options.pauseOnConnect) socket.pause()
   return socket
 }
 

@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os'
 import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo, type ServerSecureContext } from '../binding/index'
 import { AES_GCM_RECORD_LIMIT, KeyUpdates, type KeyUpdateHost } from './keyupdate'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
-import { KtlsError, argumentError, fromNative, verifyError } from './errors'
+import { KtlsError, argumentError, fromNative, invalidArgType, verifyError } from './errors'
 import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
@@ -400,10 +400,11 @@ export class KtlsSocket extends net.Socket {
     this.emit('secure')
     if (!this.isServer) this.emit('secureConnect')
     this.releaseHeld()
-    // A read the stream asked for during the handshake is still owed; else,
-    // like net.Socket, start reading so that EOF and alerts are noticed.
+    // A read the stream asked for during the handshake is still owed; else
+    // start reading (up to the high-water mark, paused or not, as node:tls)
+    // so that EOF and alerts are noticed.
     if (this.reading) this._read(READ_SIZE)
-    else if (!this.isPaused()) this.read(0)
+    else this.read(0)
   }
 
   /** Both directions offloaded: libuv's handle carries the data from now on. */
@@ -566,13 +567,18 @@ export class KtlsSocket extends net.Socket {
     this.fail(new KtlsError('ERR_TLS_HANDSHAKE_TIMEOUT', 'TLS handshake timeout'))
   }
 
-  /** Handshake failures of a server socket go to the server, as node:tls does. */
+  /**
+   * As node:tls: every TLS error is first '_tlsError'; a server socket's
+   * handshake failure goes to its server ('tlsClientError'), never to an
+   * 'error' nobody could have listened for yet.
+   */
   private fail(err: Error): void {
     if (this.destroyed) return
     const server = this.options.server
     const error = this.secure ? err : asNodeReports(err, this.isServer, this.options)
-    if (!this.secure && this.isServer && server) {
-      server.emit('tlsClientError', error, this)
+    this.emit('_tlsError', error)
+    if (!this.secure && this.isServer) {
+      server?.emit('tlsClientError', error, this)
       this.destroy()
       return
     }
@@ -1013,13 +1019,11 @@ export class KtlsSocket extends net.Socket {
    * the kernel holds the traffic keys.
    */
   exportKeyingMaterial(length: number, label: string, context?: Buffer | NodeJS.TypedArray | DataView): Buffer {
-    if (typeof length !== 'number' || !Number.isInteger(length)) {
-      throw argumentError('ERR_INVALID_ARG_TYPE', 'The "length" argument must be of type number')
-    }
-    if (length < 1 || length > 0xffff_ffff) throw argumentError('ERR_OUT_OF_RANGE', 'The value of "length" is out of range. It must be >= 1 && <= 4294967295')
-    if (typeof label !== 'string') throw argumentError('ERR_INVALID_ARG_TYPE', 'The "label" argument must be of type string')
+    if (typeof length !== 'number' || !Number.isInteger(length)) throw invalidArgType('length', 'of type number', length)
+    if (length < 1 || length > 0xffff_ffff) throw argumentError('ERR_OUT_OF_RANGE', `The value of "length" is out of range. It must be >= 1 && <= 4294967295. Received ${length}`)
+    if (typeof label !== 'string') throw invalidArgType('label', 'of type string', label)
     if (context !== undefined && !ArrayBuffer.isView(context)) {
-      throw argumentError('ERR_INVALID_ARG_TYPE', 'The "context" argument must be an instance of Buffer, TypedArray, or DataView')
+      throw invalidArgType('context', 'an instance of Buffer, TypedArray, or DataView', context)
     }
     const connection = this.carrier ?? this.conn
     if (!this.secure || !connection || this.destroyed) throw new KtlsError('ERR_TLS_INVALID_STATE', 'TLS socket connection must be securely established')
@@ -1033,8 +1037,12 @@ export class KtlsSocket extends net.Socket {
 
   /** The peer's leaf certificate, as node:tls: undefined when there is none. */
   getPeerX509Certificate(): X509Certificate | undefined {
-    const leaf = this.info?.peerCertificates[0]
-    return leaf && !this.destroyed ? new X509Certificate(leaf) : undefined
+    const sent = this.info?.peerCertificates ?? []
+    if (sent.length === 0 || this.destroyed) return undefined
+    // As node:tls: `issuerCertificate` walks the chain the peer sent, completed from the trust anchors.
+    const { chain } = peerChain(sent, () => trustAnchors(this.context.options.ca))
+    chain.forEach((cert, i) => Object.defineProperty(cert, 'issuerCertificate', { value: chain[i + 1], enumerable: false }))
+    return chain[0]
   }
 
   /** The certificate this side presented, in getPeerCertificate()'s form: `{}` when none, null once destroyed. */
@@ -1175,7 +1183,7 @@ export class KtlsSocket extends net.Socket {
 
   /** The name to send as SNI, before the handshake starts (as node:tls's client setServername). */
   setServername(name: string): void {
-    if (typeof name !== 'string') throw argumentError('ERR_INVALID_ARG_TYPE', 'The "name" argument must be of type string')
+    if (typeof name !== 'string') throw invalidArgType('name', 'of type string', name)
     if (this.isServer) throw new KtlsError('ERR_TLS_SNI_FROM_SERVER', 'Cannot issue SNI from a TLS server-side socket')
     this.sniName = name
   }

@@ -153,7 +153,7 @@ export function serverSuite(env) {
     const [[e1, s1], [e2, s2]] = await withTimeout(Promise.all([tlsErr, clientErr]), env.ms(5000), 'client errors')
     t.is(e1, e2)
     t.is(s1, s2)
-    t.is(e1.code, 'ERR_KTLS_HANDSHAKE')
+    t.is(e1.code, 'ERR_SSL_HTTP_REQUEST')
     plain.destroy()
     await app.close()
   })
@@ -668,7 +668,7 @@ export function badInputSuite(env) {
     // 1. plaintext HTTP to the TLS port: a TLS alert, then the close.
     const plain = Array.from({ length: 5 }, () => {
       const s = net.connect(port, HOST, () => s.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'))
-      watch(s, 'plaintext', /ERR_KTLS_HANDSHAKE/)
+      watch(s, 'plaintext', /ERR_SSL_HTTP_REQUEST/)
       return received(s)
     })
     // 2. a request that stops mid-body, then the client vanishes.

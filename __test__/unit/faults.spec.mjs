@@ -44,7 +44,7 @@ async function serverStillWorks(t, srv) {
   await endAndClose(client)
 }
 
-test('server emits tlsClientError with ERR_KTLS_HANDSHAKE when a client sends garbage instead of a ClientHello', async (t) => {
+test('server emits tlsClientError with ERR_SSL_HTTP_REQUEST, as node:tls, when a client sends plain HTTP instead of a ClientHello', async (t) => {
   const srv = await startKtlsServer()
   let secured = 0
   srv.server.on('secureConnection', () => secured++)
@@ -52,7 +52,7 @@ test('server emits tlsClientError with ERR_KTLS_HANDSHAKE when a client sends ga
   const rawClosed = closed(raw, 10000)
   raw.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
   const { err, raw: rawSocket } = await srv.nextClientError()
-  t.is(err.code, 'ERR_KTLS_HANDSHAKE')
+  t.is(err.code, 'ERR_SSL_HTTP_REQUEST')
   t.is(typeof err.reason, 'string')
   t.true(err.reason.length > 0)
   t.truthy(rawSocket, 'tlsClientError passes the raw socket')

@@ -81,5 +81,5 @@ test('an RSA and an ECDSA certificate on one server: each client gets one it can
   t.is((await served(ktls, options, { sigalgs: 'ecdsa_secp256r1_sha256' })).type, 'ec')
   t.is((await served(ktls, options, { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).type, 'rsa')
   const mismatched = t.throws(() => ktls.createServer({ key: [certs.server.key], cert: [certs.rsa.cert] }))
-  t.is(mismatched.code, 'ERR_INVALID_ARG_VALUE')
+  t.is(mismatched.code, 'ERR_OSSL_X509_KEY_VALUES_MISMATCH')
 })

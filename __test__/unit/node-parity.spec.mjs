@@ -201,9 +201,11 @@ test('an X.509 v1 leaf issued by a trusted CA is authorized, an untrusted one ge
 
 test('a key that does not match its certificate is refused at once, as node:tls does', (t) => {
   // Two P-256 keys: OpenSSL compares keys of the same type ("key values mismatch").
-  t.throws(() => tls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
+  const node = t.throws(() => tls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
   const err = t.throws(() => ktls.createServer({ key: certs.selfSigned.key, cert: certs.server.cert }))
-  t.is(err.code, 'ERR_INVALID_ARG_VALUE')
+  t.is(err.code, node.code)
+  t.is(err.code, 'ERR_OSSL_X509_KEY_VALUES_MISMATCH')
+  t.is(err.name, 'Error')
 })
 
 test('bad arguments throw what node:tls throws: TypeError or RangeError, with the same code', (t) => {
@@ -346,4 +348,130 @@ test('PEMs given as a DataView or an ArrayBuffer serve, as node:tls takes them',
   t.true(c.authorized)
   c.destroy()
   await srv.close()
+})
+
+test('setServername() and exportKeyingMaterial() refuse bad arguments with node:tls’s errors word for word', async (t) => {
+  const srv = await startKtlsServer({}, (s) => s.resume())
+  const node = tls.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => s.resume())
+  const port = await listen(node)
+  const ours = await ktlsConnect({ port: srv.port })
+  const theirs = await nodeConnect({ port })
+  const calls = [
+    (s) => s.setServername(undefined),
+    (s) => s.setServername(1),
+    (s) => s.setServername({}),
+    (s) => s.exportKeyingMaterial('length', 'label'),
+    (s) => s.exportKeyingMaterial(10, null),
+    (s) => s.exportKeyingMaterial(10, 'label', 'not a buffer'),
+    (s) => s.exportKeyingMaterial(0, 'label'),
+  ]
+  for (const call of calls) {
+    const expected = t.throws(() => call(theirs))
+    const actual = t.throws(() => call(ours))
+    t.like(actual, { name: expected.name, code: expected.code, message: expected.message })
+  }
+  ours.destroy()
+  theirs.destroy()
+  await closeServer(node)
+  await srv.close()
+})
+
+test('errors before the handshake ends read as Node’s own: name Error, `Error [CODE]: message` in the stack', (t) => {
+  const socket = new ktls.KtlsSocket(undefined, {})
+  const err = t.throws(() => socket.exportKeyingMaterial(16, 'label'))
+  t.is(err.code, 'ERR_TLS_INVALID_STATE')
+  t.is(err.name, 'Error')
+  t.true(err.stack.startsWith('Error [ERR_TLS_INVALID_STATE]: '))
+  t.true(err instanceof ktls.KtlsError)
+  socket.destroy()
+})
+
+test('getPeerX509Certificate() links issuerCertificate along the chain the peer sent, as node:tls', async (t) => {
+  // The server sends its leaf and the CA; the client trusts nothing (rejectUnauthorized: false).
+  const options = { key: certs.server.key, cert: certs.server.cert + certs.ca.cert }
+  const srv = await startKtlsServer(options, (s) => s.resume())
+  const node = tls.createServer(options, (s) => s.resume())
+  const port = await listen(node)
+  const chains = []
+  for (const sock of [await ktlsConnect({ port: srv.port, rejectUnauthorized: false, ca: undefined }), await nodeConnect({ port, rejectUnauthorized: false, ca: undefined })]) {
+    const chain = []
+    for (let cert = sock.getPeerX509Certificate(); cert && chain.length < 4; cert = cert.issuerCertificate) {
+      chain.push(cert.serialNumber)
+      if (cert.issuerCertificate === cert) break
+    }
+    chains.push(chain)
+    sock.destroy()
+  }
+  t.deepEqual(chains[0], chains[1])
+  t.is(chains[0].length, 2)
+  await closeServer(node)
+  await srv.close()
+})
+
+test('a server’s pauseOnConnect and allowHalfOpen read as given; a paused socket still sees its peer end, as tls.Server', async (t) => {
+  for (const lib of [tls, ktls]) {
+    const plain = lib.createServer({ key: certs.server.key, cert: certs.server.cert })
+    t.deepEqual([plain.pauseOnConnect, plain.allowHalfOpen], [false, false], 'defaults')
+    const seen = []
+    const server = lib.createServer({ key: certs.server.key, cert: certs.server.cert, pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+      seen.push({ paused: s.isPaused(), allowHalfOpen: s.allowHalfOpen })
+      s.on('end', () => s.end())
+    })
+    t.deepEqual([server.pauseOnConnect, server.allowHalfOpen], [true, true], 'given')
+    const port = await listen(server)
+    const client = lib.connect({ host: HOST, port, rejectUnauthorized: false })
+    await onceEvent(client, 'secureConnect', { timeout: 10000 })
+    client.end()
+    client.resume()
+    await onceEvent(client, 'close', { timeout: 10000 })
+    t.deepEqual(seen, [{ paused: true, allowHalfOpen: true }])
+    await closeServer(server)
+  }
+})
+
+test('a server socket made by hand whose handshake fails emits _tlsError, never an error nobody listened for, as tls.TLSSocket', async (t) => {
+  for (const lib of [tls, { TLSSocket: ktls.KtlsSocket, createSecureContext: ktls.createSecureContext }]) {
+    const result = await new Promise((resolve) => {
+      const server = net.createServer((raw) => {
+        const s = new lib.TLSSocket(raw, { isServer: true, secureContext: lib.createSecureContext({ key: certs.server.key, cert: certs.server.cert }) })
+        let tlsError
+        s.on('_tlsError', (err) => { tlsError = err.code })
+        s.on('close', () => { server.close(); resolve(tlsError) })
+      })
+      server.listen(0, HOST, () => {
+        const c = net.connect(server.address().port, HOST, () => c.write(Buffer.alloc(1024, 42)))
+        c.on('error', () => {})
+      })
+    })
+    t.is(result, 'ERR_SSL_WRONG_VERSION_NUMBER')
+  }
+})
+
+test('a client answered with something that is not TLS fails with ERR_SSL_WRONG_VERSION_NUMBER, as node:tls', async (t) => {
+  const server = net.createServer((s) => s.once('data', () => s.end('I was waiting for you, hello!')))
+  const port = await listen(server)
+  const codes = []
+  for (const lib of [tls, ktls]) {
+    const client = lib.connect({ host: HOST, port, rejectUnauthorized: false })
+    codes.push((await onceEvent(client, 'error', { timeout: 10000 })).code)
+  }
+  t.deepEqual(codes, ['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_WRONG_VERSION_NUMBER'])
+  await closeServer(server)
+})
+
+test('a server sent junk or plain HTTP reports ERR_SSL_WRONG_VERSION_NUMBER or ERR_SSL_HTTP_REQUEST, as a node:tls server', async (t) => {
+  for (const lib of [tls, ktls]) {
+    const server = lib.createServer({ key: certs.server.key, cert: certs.server.cert })
+    const clientErrors = []
+    server.on('tlsClientError', (err) => clientErrors.push(err.code))
+    const port = await listen(server)
+    for (const junk of [Buffer.alloc(1024, 42), 'GET / HTTP/1.1\r\nHost: x\r\n\r\n']) {
+      const c = net.connect(port, HOST, () => c.write(junk))
+      c.on('error', () => {})
+      c.resume()
+      await onceEvent(c, 'close', { timeout: 10000 })
+    }
+    t.deepEqual(clientErrors, ['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_HTTP_REQUEST'], lib === tls ? 'node:tls' : 'ktls')
+    await closeServer(server)
+  }
 })

@@ -54,6 +54,22 @@ write_job() {
 # Boot one guest. Its console (boot messages and the command's output) goes to
 # console.log, followed live by tail; stdin is /dev/null and stdout a file, so
 # UML never touches the host terminal's settings.
+# A UML guest's process is one host process whose every guest page range is
+# a host mapping: Node 24 (V8's heap, a heap snapshot) passes the default
+# limit of 65,530, and the host's mmap then fails with ENOMEM, which UML
+# answers by killing the guest process (SIGKILL, "fix_range_common").
+MAP_COUNT_NEEDED=1048576
+raise_map_count() {
+  local now
+  now=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)
+  (( now < MAP_COUNT_NEEDED )) || return 0
+  if echo "$MAP_COUNT_NEEDED" 2>/dev/null >/proc/sys/vm/max_map_count; then
+    say "vm.max_map_count raised from $now to $MAP_COUNT_NEEDED (UML maps each guest page range on the host)"
+  else
+    say "warning: vm.max_map_count is $now and cannot be raised here; a guest process with many mappings may be killed (sysctl -w vm.max_map_count=$MAP_COUNT_NEEDED)"
+  fi
+}
+
 boot_uml() {
   local linux=$1 modules=$2 job=$3 status=0 tail_pid
   : > "$job/console.log"  # exists before tail starts
@@ -154,7 +170,19 @@ run_kernel() {
   fi
   status=$(cat "$job/status")
   [[ $status != 97 ]] || { say "FAIL on $kernel: kTLS unavailable in the guest (modprobe tls failed)"; return 1; }
-  judge "$kernel" "$status" "$job/log" "$counted"
+  judge "$kernel" "$status" "$job/log" "$counted" || { echo "$kver $job/log" >>"$FAILED_LOGS"; return 1; }
+}
+
+# CI keeps only the tail of the output: repeat each failed kernel's failing
+# tests (ava's ✘ lines and its detail blocks) after the last kernel ran.
+print_failures() {
+  local kver log
+  while read -r kver log; do
+    [[ -f $log ]] || continue
+    say "failures on $kver (from $log):"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '✘' | head -n 20
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/^  ─$/,$p' | head -n 120
+  done <"$FAILED_LOGS"
 }
 
 main() {
@@ -175,10 +203,13 @@ main() {
   fi
   say "no kTLS on host kernel $(uname -r): using User-Mode Linux"
   trap stop_guest INT TERM HUP
+  raise_map_count
+  FAILED_LOGS=$(mktemp)
   for kver in ${KTLS_KERNELS:-6.1 6.12 7.2}; do
     run_kernel "$kver" "$counted" "${cmd[@]}" || failed+=("$kver")
   done
   if (( ${#failed[@]} )); then
+    print_failures
     say "FAILED on: ${failed[*]}"; return 1
   fi
   say "all kernels passed: ${KTLS_KERNELS:-6.1 6.12 7.2}"

@@ -2,7 +2,9 @@
 // Node's own test/parallel/test-tls-*.js against ktls: each test runs once on
 // stock Node and once with ./preload.cjs (tls.connect, createServer, Server,
 // createSecureContext and TLSSocket swapped for ktls's). Counts the tests
-// that pass on stock Node and how many of those pass with ktls.
+// that pass on stock Node and how many of those pass with ktls, in all and
+// among those that call one of the swapped entry points (the others pass
+// whatever ktls does).
 //
 //   node scripts/node-suite/run.mjs <node source tree> [--jobs N] [--out file.json]
 //
@@ -10,7 +12,8 @@
 // tests: apt-get source nodejs, or its orig tarball); its test/common and
 // test/fixtures are used as they are.
 import { execFile } from 'node:child_process'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
@@ -33,11 +36,17 @@ function flagsOf(file) {
   return m ? m[1].trim().split(/\s+/) : []
 }
 
+const marks = mkdtempSync(join(tmpdir(), 'ktls-node-suite-'))
+process.on('exit', () => rmSync(marks, { recursive: true, force: true }))
+
 function runOne(file, preload) {
   const args = [...flagsOf(file), ...(preload ? ['--require', PRELOAD] : []), join(dir, file)]
+  const mark = join(marks, file)
+  const env = { ...process.env, KTLS_SUITE_MARK: mark }
   return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd: tree, timeout: Number(values.timeout) * 1000, maxBuffer: 16 << 20 }, (err, _out, stderr) => {
-      resolve({ pass: !err, code: err?.code ?? 0, signal: err?.signal ?? null, why: err ? firstError(String(stderr), err) : '' })
+    execFile(process.execPath, args, { cwd: tree, env, timeout: Number(values.timeout) * 1000, maxBuffer: 16 << 20 }, (err, _out, stderr) => {
+      const usedKtls = preload && existsSync(mark)
+      resolve({ pass: !err, usedKtls, code: err?.code ?? 0, signal: err?.signal ?? null, why: err ? firstError(String(stderr), err) : '' })
     })
   })
 }
@@ -56,13 +65,22 @@ async function worker() {
     const file = files[next++]
     const stock = await runOne(file, false)
     const ktls = stock.pass ? await runOne(file, true) : null
-    results[file] = { stock: stock.pass, ktls: ktls?.pass ?? null, why: ktls && !ktls.pass ? ktls.why : undefined }
+    results[file] = { stock: stock.pass, ktls: ktls?.pass ?? null, usedKtls: ktls?.usedKtls ?? null, why: ktls && !ktls.pass ? ktls.why : undefined }
     console.error(`${file}: stock ${stock.pass ? 'pass' : 'fail'}${ktls ? `, ktls ${ktls.pass ? 'pass' : 'FAIL'}` : ''}`)
   }
 }
 await Promise.all(Array.from({ length: Number(values.jobs) }, worker))
 const stockPass = Object.values(results).filter((r) => r.stock).length
 const ktlsPass = Object.values(results).filter((r) => r.ktls).length
-const summary = { node: process.version, tests: files.length, passOnStockNode: stockPass, passWithKtls: ktlsPass }
+const using = Object.values(results).filter((r) => r.stock && r.usedKtls)
+const summary = {
+  node: process.version,
+  tests: files.length,
+  passOnStockNode: stockPass,
+  passWithKtls: ktlsPass,
+  // Among the tests passing on stock Node, those that call ktls's entry points.
+  usingKtls: using.length,
+  usingKtlsPassWithKtls: using.filter((r) => r.ktls).length,
+}
 console.log(JSON.stringify(summary))
 if (values.out) writeFileSync(values.out, JSON.stringify({ ...summary, results }, null, 2) + '\n')

@@ -459,14 +459,17 @@ fn certified_key(
         .load_private_key(key)
         .map_err(|e| Error::InvalidArgument(format!("key: {e}")))?;
     let certified = CertifiedKey::new(chain, signing_key);
-    if webpki::EndEntityCert::try_from(&certified.cert[0]).is_err() {
-        return Ok(certified);
-    }
-    match certified.keys_match() {
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
-            Ok(certified)
-        }
-        Err(e) => Err(Error::InvalidArgument(format!("key/cert: {e}"))),
+    // Compared on the DER, so X.509 v1 certificates (which webpki cannot read)
+    // are checked too; only the key's bits, as parameters may be spelled apart.
+    let cert_key = crate::x509::subject_public_key_info(&certified.cert[0])
+        .and_then(crate::x509::public_key_bits);
+    let own_key = certified.key.public_key();
+    let own_key = own_key
+        .as_ref()
+        .and_then(|spki| crate::x509::public_key_bits(spki.as_ref()));
+    match (cert_key, own_key) {
+        (Some(cert_key), Some(own_key)) if cert_key != own_key => Err(Error::KeyMismatch),
+        _ => Ok(certified),
     }
 }
 

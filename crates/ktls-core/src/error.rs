@@ -36,6 +36,10 @@ pub enum Error {
     OffloadFailed(String),
     /// The caller used the API wrongly (bad PEM, bad option).
     InvalidArgument(String),
+    /// A server was sent plain HTTP instead of a ClientHello.
+    HttpRequest,
+    /// The private key is not the one of the certificate it came with.
+    KeyMismatch,
     /// The operation does not fit the connection's state or protocol.
     InvalidState(&'static str),
     /// The peer reset the connection.
@@ -60,6 +64,9 @@ impl Error {
             Self::Unavailable(_) => "ERR_KTLS_UNAVAILABLE".into(),
             Self::OffloadFailed(_) => "ERR_KTLS_OFFLOAD_FAILED".into(),
             Self::InvalidArgument(_) => "ERR_INVALID_ARG_VALUE".into(),
+            Self::HttpRequest => "ERR_SSL_HTTP_REQUEST".into(),
+            // node:tls's (OpenSSL 3's) code for the same `key`/`cert` pair.
+            Self::KeyMismatch => "ERR_OSSL_X509_KEY_VALUES_MISMATCH".into(),
             Self::InvalidState(_) => "ERR_TLS_INVALID_STATE".into(),
             Self::ConnectionReset => "ECONNRESET".into(),
             Self::HandshakeEof => "ECONNRESET".into(),
@@ -80,6 +87,10 @@ fn tls_code(err: &rustls::Error) -> String {
         // `sigalgs` left nothing in common: node:tls's (OpenSSL's) code.
         rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoSignatureSchemesInCommon) => {
             "ERR_SSL_NO_SHARED_SIGNATURE_ALGORITHMS".into()
+        }
+        // Not a TLS record at all (an HTTP answer, a banner): node:tls's code.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "ERR_SSL_WRONG_VERSION_NUMBER".into()
         }
         _ => "ERR_KTLS_HANDSHAKE".into(),
     }
@@ -111,6 +122,9 @@ fn io_code(err: &io::Error) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Tls(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )) => f.write_str("wrong version number: the peer's bytes are not a TLS record"),
             Self::Tls(err) => write!(f, "TLS error: {err}"),
             Self::AlertReceived(alert) => write!(f, "peer sent fatal alert {alert:?}"),
             Self::BadRecord => f.write_str("kernel failed to decrypt a record (EBADMSG)"),
@@ -127,6 +141,11 @@ impl fmt::Display for Error {
             Self::Unavailable(why) => write!(f, "kernel TLS unavailable: {why}"),
             Self::OffloadFailed(why) => write!(f, "kernel TLS offload failed: {why}"),
             Self::InvalidArgument(why) => f.write_str(why),
+            Self::HttpRequest => f.write_str("http request: plain HTTP sent to a TLS port"),
+            // node:tls's message, which programs match on.
+            Self::KeyMismatch => {
+                f.write_str("error:05800074:x509 certificate routines::key values mismatch")
+            }
             Self::InvalidState(why) => f.write_str(why),
             Self::ConnectionReset => f.write_str("connection reset by peer"),
             Self::HandshakeEof => f.write_str(

@@ -32,8 +32,21 @@ pub(crate) fn peek_client_hello(incoming: &[u8], alert_out: &mut Vec<u8>) -> Res
         Ok(None) => Ok(Hello::Incomplete),
         Err((err, mut alert)) => {
             let _ = alert.write_all(alert_out);
-            Err(Error::Tls(err))
+            Err(named_http_request(Error::Tls(err), incoming))
         }
+    }
+}
+
+/// A handshake error over plain HTTP sent to a TLS port becomes
+/// `HttpRequest`, told apart as OpenSSL (so node:tls) does: by the method.
+/// Only a server's input starts so (an HTTP answer starts with `HTTP/`).
+pub(crate) fn named_http_request(err: Error, incoming: &[u8]) -> Error {
+    let plain_http = [&b"GET "[..], b"POST ", b"HEAD ", b"PUT ", b"CONNE"]
+        .iter()
+        .any(|method| incoming.starts_with(method));
+    match err {
+        Error::Tls(_) if plain_http => Error::HttpRequest,
+        other => other,
     }
 }
 
@@ -52,8 +65,16 @@ mod tests {
     #[test]
     fn junk_is_an_error_with_an_alert() {
         let mut alert = Vec::new();
+        let got = peek_client_hello(b"SSH-2.0-OpenSSH_9.6\r\n", &mut alert);
+        assert!(matches!(got, Err(crate::Error::Tls(_))));
+        assert!(!alert.is_empty(), "the client is told why");
+    }
+
+    #[test]
+    fn plain_http_is_told_apart() {
+        let mut alert = Vec::new();
         let got = peek_client_hello(b"GET / HTTP/1.1\r\n\r\n", &mut alert);
-        assert!(got.is_err());
+        assert!(matches!(got, Err(crate::Error::HttpRequest)));
         assert!(!alert.is_empty(), "the client is told why");
     }
 }

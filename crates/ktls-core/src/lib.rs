@@ -29,6 +29,7 @@ mod sigalgs;
 mod stream;
 pub mod sys;
 mod tickets;
+mod wiping_alloc;
 mod x509;
 
 pub use config::{
@@ -53,3 +54,4 @@ pub use session::{HandshakeInfo, Session};
 pub use sessions::SessionToken;
 pub use stream::{StreamSession, StreamState};
 pub use tickets::{TicketKeys, DEFAULT_SESSION_TIMEOUT, TICKET_KEYS_LEN};
+pub use wiping_alloc::WipingAllocator;

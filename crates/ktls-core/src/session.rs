@@ -16,7 +16,7 @@ use crate::config::{
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{Captured, Exporter};
-use crate::hello::{peek_client_hello, Hello};
+use crate::hello::{named_http_request, peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 use crate::record::{self, ControlRecords};
@@ -241,6 +241,7 @@ impl Session {
     pub fn handshake(&mut self) -> Result<Progress> {
         let (result, stored) = collecting(|| self.handshake_steps());
         self.note_sessions(stored);
+        let result = result.map_err(|err| named_http_request(err, &self.bufs.incoming));
         if result.is_err() {
             self.send_pending_alert();
         }
@@ -674,7 +675,7 @@ impl Session {
             }
             _ => return err,
         }
-        sys::discard_input(self.fd.as_fd(), 64 * 1024);
+        let _ = sys::discard_input(self.fd.as_fd(), 64 * 1024);
         self.state = State::Closed;
         match err {
             Error::Tls(tls) => Error::Record(tls),
@@ -685,13 +686,16 @@ impl Session {
     /// After a handshake error rustls queues an alert; give it one chance.
     /// What the peer sent after the bad record is read and dropped, so the
     /// close that follows is a FIN the peer reads as the end, as node:tls's
-    /// server gives a client that sent junk (unread data makes it an RST).
+    /// server gives a client that sent some junk; a peer still sending past
+    /// 16 KiB gets an RST, as a node:tls server gives one that floods.
     fn send_pending_alert(&mut self) {
         if let State::Handshaking(tls) = &mut self.state {
             let _ = tls.pump(&mut self.bufs, Offer::Nothing);
         }
         let _ = self.flush_outgoing();
-        sys::discard_input(self.fd.as_fd(), 64 * 1024);
+        if !sys::discard_input(self.fd.as_fd(), 16 * 1024) {
+            let _ = sys::reset_on_close(self.fd.as_fd());
+        }
         self.state = State::Closed;
     }
 }

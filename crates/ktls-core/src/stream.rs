@@ -14,7 +14,7 @@ use crate::config::{take_resolved_hello, ClientChainCheck, ClientContext, Server
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{Captured, Exporter};
-use crate::hello::{peek_client_hello, Hello};
+use crate::hello::{named_http_request, peek_client_hello, Hello};
 use crate::session::{capture_info, no_exporter, HandshakeInfo};
 
 /// Where a connection stands after a step.
@@ -155,7 +155,9 @@ impl StreamSession {
 
     /// Runs rustls on what it has (a client's first flight needs no input).
     pub fn advance(&mut self) -> Result<StreamState> {
-        let result = self.step();
+        let result = self
+            .step()
+            .map_err(|err| named_http_request(err, &self.bufs.incoming));
         if result.is_err() {
             // rustls encodes the alert for the error on the next turn.
             if let Some(tls) = self.tls.as_mut() {

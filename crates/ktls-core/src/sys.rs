@@ -282,15 +282,26 @@ pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// Reads and drops what the peer already sent (up to `limit` bytes), so that
 /// closing the socket sends FIN, not the RST that unread data provokes.
-pub fn discard_input(fd: BorrowedFd<'_>, limit: usize) {
+/// False when the limit was reached: the peer may be sending still.
+pub fn discard_input(fd: BorrowedFd<'_>, limit: usize) -> bool {
     let mut scratch = [0u8; 4096];
     let mut dropped = 0;
     while dropped < limit {
         match socket::recv(fd.as_raw_fd(), &mut scratch, MsgFlags::MSG_DONTWAIT) {
             Ok(n) if n > 0 => dropped += n,
-            _ => return,
+            _ => return true,
         }
     }
+    false
+}
+
+/// Makes the socket's close an RST (`SO_LINGER` with a zero timeout).
+pub fn reset_on_close(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    Ok(socket::setsockopt(&fd, sockopt::Linger, &linger)?)
 }
 
 /// Half-closes the sending side (TCP FIN). A peer that is already gone

@@ -54,11 +54,26 @@ pub(crate) fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
     Some(sequence(rest)?.whole)
 }
 
+/// The key itself: the `subjectPublicKey` BIT STRING of a DER
+/// `SubjectPublicKeyInfo`, whatever algorithm parameters name it.
+pub(crate) fn public_key_bits(spki: &[u8]) -> Option<&[u8]> {
+    const BIT_STRING: u8 = 0x03;
+    let fields = element(spki).filter(|e| e.tag == SEQUENCE)?.contents;
+    let key = element(element(fields)?.rest).filter(|e| e.tag == BIT_STRING)?;
+    Some(key.contents)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SPKI: [u8; 9] = [0x30, 0x07, 0x30, 0x00, 0x03, 0x03, 0x00, 0xaa, 0xbb];
+
+    #[test]
+    fn public_key_bits_are_the_bit_string() {
+        assert_eq!(public_key_bits(&SPKI), Some(&[0x00, 0xaa, 0xbb][..]));
+        assert_eq!(public_key_bits(&[0x30, 0x02, 0x30, 0x00]), None);
+    }
 
     /// Certificate { tbs { [version], serial, sig, issuer, validity, subject, spki }, sigAlg, sig }
     fn certificate(version: bool) -> Vec<u8> {

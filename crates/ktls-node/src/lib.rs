@@ -14,6 +14,10 @@ mod stream;
 
 use napi_derive::napi;
 
+/// Freed blocks are wiped: no copy of a key outlives its allocation.
+#[global_allocator]
+static ALLOCATOR: ktls_core::WipingAllocator = ktls_core::WipingAllocator;
+
 pub(crate) fn to_js_error(err: ktls_core::Error) -> napi::Error<String> {
     napi::Error::new(err.code(), err.to_string())
 }
