@@ -13,9 +13,11 @@ export class KtlsError extends Error {
   constructor(code: string, message: string, reason?: string) {
     super(message)
     this.code = code
-    const stackLines = this.stack?.split('\n') ?? []
-    stackLines[0] = `Error [${code}]: ${message}`
-    Object.defineProperty(this, 'stack', { value: stackLines.join('\n'), writable: true, configurable: true })
+    // Node's own way: the stack's header is formatted on first access, with
+    // the name then in place; the prototype's 'Error' shows after.
+    this.name = `Error [${code}]`
+    void this.stack
+    Reflect.deleteProperty(this, 'name')
     if (reason !== undefined) this.reason = reason
   }
 }
@@ -60,7 +62,7 @@ const argumentErrorClass: Record<string, ErrorConstructor> = {
 }
 
 /** Node's " Received ..." suffix for a value of the wrong type. */
-export function received(value: unknown): string {
+function received(value: unknown): string {
   if (value == null) return ` Received ${value}`
   if (typeof value === 'function') return ` Received function ${value.name}`
   if (typeof value === 'object') {

@@ -1,7 +1,7 @@
 // Synchronous option checks, with Node's error codes, so a bad option
 // throws at the call site instead of failing a connection later. As in
 // node:tls, null means "not given".
-import { argumentError, received } from './errors'
+import { argumentError, invalidArgType } from './errors'
 
 const MODES = ['auto', 'require', 'off']
 const VERSIONS = ['TLSv1.2', 'TLSv1.3']
@@ -69,10 +69,7 @@ function checkPemOption(name: string, value: unknown, objectsInArrays: boolean):
   for (const entry of entries) {
     const ok = isPemValue(entry) || (objectsInArrays && Array.isArray(value) && isPemObject(entry))
     if (!ok) {
-      throw argumentError(
-        'ERR_INVALID_ARG_TYPE',
-        `The "options.${name}" property must be of type string or an instance of Buffer, TypedArray, or DataView.${received(entry)}`,
-      )
+      throw invalidArgType(`options.${name}`, 'of type string or an instance of Buffer, TypedArray, or DataView', entry)
     }
   }
 }

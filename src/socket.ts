@@ -174,6 +174,8 @@ export class KtlsSocket extends net.Socket {
   private ownBytesRead = 0
   private ownBytesWritten = 0
   private peerCert?: tls.DetailedPeerCertificate
+  /** The peer's chain as node:tls links it, worked out once (both certificate getters use it). */
+  private peerIssuance?: { chain: X509Certificate[]; rooted: boolean }
   /** The TCP socket still connecting: socket options wait on it. */
   private connectingRaw?: net.Socket
   /** Records carried over a transport that has no descriptor of ours. */
@@ -983,9 +985,8 @@ export class KtlsSocket extends net.Socket {
     const sent = this.info?.peerCertificates ?? []
     if (sent.length === 0) return {} as tls.PeerCertificate
     if (!this.peerCert) {
-      // As node:tls: linked by issuance, completed from the trust anchors; only a
-      // self-signed end links to itself.
-      const { chain, rooted } = peerChain(sent, () => trustAnchors(this.context.options.ca))
+      // Only a self-signed end links to itself.
+      const { chain, rooted } = this.peerChainLinks(sent)
       const legacy = chain.map((c) => c.toLegacyObject() as tls.DetailedPeerCertificate)
       for (let i = 0; i + 1 < legacy.length; i++) legacy[i].issuerCertificate = legacy[i + 1]
       if (rooted) legacy[legacy.length - 1].issuerCertificate = legacy[legacy.length - 1]
@@ -1039,10 +1040,16 @@ export class KtlsSocket extends net.Socket {
   getPeerX509Certificate(): X509Certificate | undefined {
     const sent = this.info?.peerCertificates ?? []
     if (sent.length === 0 || this.destroyed) return undefined
-    // As node:tls: `issuerCertificate` walks the chain the peer sent, completed from the trust anchors.
-    const { chain } = peerChain(sent, () => trustAnchors(this.context.options.ca))
+    // New objects each call, as node:tls's; `issuerCertificate` walks the chain.
+    const chain = this.peerChainLinks(sent).chain.map((cert) => new X509Certificate(cert.raw))
     chain.forEach((cert, i) => Object.defineProperty(cert, 'issuerCertificate', { value: chain[i + 1], enumerable: false }))
     return chain[0]
+  }
+
+  /** As node:tls: what the peer sent, linked by issuance and completed from the trust anchors. */
+  private peerChainLinks(sent: Buffer[]): { chain: X509Certificate[]; rooted: boolean } {
+    this.peerIssuance ??= peerChain(sent, () => trustAnchors(this.context.options.ca))
+    return this.peerIssuance
   }
 
   /** The certificate this side presented, in getPeerCertificate()'s form: `{}` when none, null once destroyed. */

@@ -205,6 +205,7 @@ main() {
   trap stop_guest INT TERM HUP
   raise_map_count
   FAILED_LOGS=$(mktemp)
+  trap 'rm -f "$FAILED_LOGS"' EXIT
   for kver in ${KTLS_KERNELS:-6.1 6.12 7.2}; do
     run_kernel "$kver" "$counted" "${cmd[@]}" || failed+=("$kver")
   done

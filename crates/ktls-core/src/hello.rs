@@ -32,13 +32,15 @@ pub(crate) fn peek_client_hello(incoming: &[u8], alert_out: &mut Vec<u8>) -> Res
         Ok(None) => Ok(Hello::Incomplete),
         Err((err, mut alert)) => {
             let _ = alert.write_all(alert_out);
-            Err(named_http_request(Error::Tls(err), incoming))
+            Err(Error::Tls(err))
         }
     }
 }
 
 /// A handshake error over plain HTTP sent to a TLS port becomes
 /// `HttpRequest`, told apart as OpenSSL (so node:tls) does: by the method.
+/// Applied where a handshake step's error leaves (`Session::handshake`,
+/// `StreamSession::advance`), so every path to rustls is covered once.
 /// Only a server's input starts so (an HTTP answer starts with `HTTP/`).
 pub(crate) fn named_http_request(err: Error, incoming: &[u8]) -> Error {
     let plain_http = [&b"GET "[..], b"POST ", b"HEAD ", b"PUT ", b"CONNE"]
@@ -52,7 +54,7 @@ pub(crate) fn named_http_request(err: Error, incoming: &[u8]) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::{peek_client_hello, Hello};
+    use super::{named_http_request, peek_client_hello, Hello};
 
     #[test]
     fn a_partial_record_is_incomplete() {
@@ -73,7 +75,9 @@ mod tests {
     #[test]
     fn plain_http_is_told_apart() {
         let mut alert = Vec::new();
-        let got = peek_client_hello(b"GET / HTTP/1.1\r\n\r\n", &mut alert);
+        let request = b"GET / HTTP/1.1\r\n\r\n";
+        let got =
+            peek_client_hello(request, &mut alert).map_err(|e| named_http_request(e, request));
         assert!(matches!(got, Err(crate::Error::HttpRequest)));
         assert!(!alert.is_empty(), "the client is told why");
     }
