@@ -114,12 +114,16 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     fix: 'give the client `cert` and `key`',
   },
   ERR_SSL_NO_SHARED_SIGNATURE_ALGORITHMS: {
-    when: 'a server\'s `sigalgs` and the client\'s offer have no signature scheme in common (`tlsClientError`; the client sees `ERR_TLS_ALERT_HANDSHAKE_FAILURE`)',
+    when: 'a server\'s `sigalgs` and the client\'s offer have no signature scheme in common (`tlsClientError`; the client sees `ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE`)',
     fix: 'widen `sigalgs` on either side, or give the server a certificate whose key can sign with one the client offers',
   },
   ERR_CRYPTO_OPERATION_FAILED: {
     when: '`ecdhCurve` names a group rustls does not have, or a `pfx` holds no key for its certificates',
     fix: "`'X25519:P-256:P-384'` or `'auto'`; a PFX exported with its key",
+  },
+  ERR_CRYPTO_CUSTOM_ENGINE_NOT_SUPPORTED: {
+    when: '`clientCertEngine`, or `privateKeyEngine` with `privateKeyIdentifier`: OpenSSL engines, which rustls has no counterpart for',
+    fix: 'give the key itself (`key`, `pfx`); keys held by hardware are not supported',
   },
   ERR_CRYPTO_UNSUPPORTED_OPERATION: {
     when: 'a `pfx` encrypted with what Node\'s OpenSSL no longer reads either (RC2, OpenSSL\'s "legacy")',
@@ -142,9 +146,9 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
 
 /** Codes built from a name: one entry each stands for the whole family. */
 export const ERROR_CODE_FAMILIES: Record<string, CodeInfo & { pattern: RegExp }> = {
-  'ERR_TLS_ALERT_<NAME>': {
-    pattern: /^ERR_TLS_ALERT_[A-Z0-9_]+$/,
-    when: 'the peer sent a fatal alert, e.g. `ERR_TLS_ALERT_HANDSHAKE_FAILURE`, `ERR_TLS_ALERT_BAD_RECORD_MAC`',
+  'ERR_SSL_<ALERT>': {
+    pattern: /^ERR_SSL_(SSLV3|SSL\/TLS|TLSV1|TLSV13)_[A-Z0-9_]+$/,
+    when: 'the peer sent a fatal alert; the code is the one node:tls gives on this Node (OpenSSL\'s name for the alert; Node 22 and later say `SSL/TLS_ALERT` where Node 20 says `SSLV3_ALERT`), e.g. `ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE`, `ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC`',
     fix: 'the peer refused something: its logs say what',
   },
   'ERR_OSSL_<REASON>': {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
 import * as tls from 'node:tls'
 import { binding } from './native'
-import { KtlsError, argumentError, fromNative } from './errors'
+import { KtlsError, argumentError, fromNative, invalidArgType } from './errors'
 import { toIanaCiphers } from './ciphers'
 import { completeChain } from './chain'
 import { readPfx } from './pfx'
@@ -57,6 +57,10 @@ export interface SecureContextOptions {
   ticketKeys?: Buffer | null
   /** Server: how long a session ticket may resume, in seconds (default 300). */
   sessionTimeout?: number | null
+  /** OpenSSL engines: refused with node:tls's code for a build without them. */
+  clientCertEngine?: string | null
+  privateKeyEngine?: string | null
+  privateKeyIdentifier?: string | null
 }
 
 /**
@@ -82,6 +86,7 @@ export class SecureContext {
   readonly options: SecureContextOptions
 
   constructor(options: SecureContextOptions) {
+    checkEngines(options)
     this.options = withPfx(options)
     const given = options.ticketKeys
     if (given !== undefined && given !== null) checkTicketKeys(given, 'options.ticketKeys')
@@ -164,6 +169,25 @@ export function checkTicketKeys(keys: unknown, name: string): void {
     throw argumentError('ERR_INVALID_ARG_VALUE', message)
   }
 }
+
+/**
+ * OpenSSL engines have no rustls counterpart: node:tls's argument checks,
+ * then the code node:tls gives where its OpenSSL was built without engines.
+ */
+function checkEngines(o: SecureContextOptions): void {
+  const { clientCertEngine, privateKeyEngine, privateKeyIdentifier } = o
+  const stringOrNothing = 'of type string or one of null or undefined'
+  if (given(privateKeyIdentifier)) {
+    if (!given(privateKeyEngine)) throw argumentError('ERR_INVALID_ARG_VALUE', `The property 'options.privateKeyEngine' is invalid. Received ${privateKeyEngine}`)
+    if (typeof privateKeyIdentifier !== 'string') throw invalidArgType('options.privateKeyIdentifier', stringOrNothing, privateKeyIdentifier)
+    if (typeof privateKeyEngine !== 'string') throw invalidArgType('options.privateKeyEngine', stringOrNothing, privateKeyEngine)
+    throw engineUnsupported()
+  }
+  if (typeof clientCertEngine === 'string') throw engineUnsupported()
+  if (given(clientCertEngine)) throw invalidArgType('options.clientCertEngine', stringOrNothing, clientCertEngine)
+}
+
+const engineUnsupported = () => new KtlsError('ERR_CRYPTO_CUSTOM_ENGINE_NOT_SUPPORTED', 'Custom engines not supported: ktls signs with rustls')
 
 /** Validates now: with key/cert it is a server context, else a client one. */
 export function createSecureContext(options: SecureContextOptions = {}): SecureContext {

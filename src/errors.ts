@@ -12,7 +12,7 @@ export class KtlsError extends Error {
 
   constructor(code: string, message: string, reason?: string) {
     super(message)
-    this.code = code
+    this.code = asThisNodeNamesIt(code)
     // Node's own way: the stack's header is formatted on first access, with
     // the name then in place; the prototype's 'Error' shows after.
     this.name = `Error [${code}]`
@@ -42,6 +42,18 @@ export function verifyError(code: string): KtlsError {
 }
 
 /** Errors thrown by the native binding carry the core's code already. */
+// OpenSSL 3.2 renamed its "sslv3 alert" reasons "ssl/tls alert", and
+// node:tls's codes follow the OpenSSL it was built with (Node 22 and 24).
+const alertsRenamed = (() => {
+  const [major, minor] = (process.versions.openssl ?? '').split('.').map(Number)
+  return major > 3 || (major === 3 && minor >= 2)
+})()
+
+/** A received alert's code as this Node's node:tls spells it. */
+function asThisNodeNamesIt(code: string): string {
+  return alertsRenamed ? code.replace(/^(ERR_SSL_)SSLV3_ALERT_/, '$1SSL/TLS_ALERT_') : code
+}
+
 export function fromNative(err: unknown): Error {
   if (err instanceof KtlsError) return err
   const e = err as { code?: unknown; message?: unknown }

@@ -9,6 +9,16 @@ import { hashExactly, onceEvent, withTimeout, writePayload } from './stream.mjs'
 
 export const HOST = '127.0.0.1'
 
+/** The error a node:tls client ends its handshake with, for comparing codes. */
+export function nodeConnectError(options = {}) {
+  return new Promise((resolve) => {
+    const c = tls.connect({ host: HOST, rejectUnauthorized: false, ...options })
+    track(c)
+    c.once('secureConnect', () => resolve(undefined))
+    c.once('error', resolve)
+  })
+}
+
 /**
  * Starts a ktls server on 127.0.0.1:0.
  * Resolves { server, port, nextSocket(), nextClientError(), clientErrors (all so far), close() }.

@@ -475,3 +475,24 @@ test('a server sent junk or plain HTTP reports ERR_SSL_WRONG_VERSION_NUMBER or E
     await closeServer(server)
   }
 })
+
+test('OpenSSL engine options: bad types throw node:tls’s errors, an engine name ERR_CRYPTO_CUSTOM_ENGINE_NOT_SUPPORTED', (t) => {
+  const badTypes = [
+    { clientCertEngine: 0 },
+    { privateKeyEngine: 0, privateKeyIdentifier: 'key' },
+    { privateKeyEngine: 'engine', privateKeyIdentifier: 0 },
+    { privateKeyIdentifier: 'key' },
+  ]
+  for (const options of badTypes) {
+    const theirs = t.throws(() => tls.createSecureContext(options))
+    const ours = t.throws(() => ktls.createSecureContext(options))
+    t.is(ours.constructor, theirs.constructor)
+    t.is(ours.code, theirs.code)
+    t.is(ours.message, theirs.message)
+  }
+  for (const options of [{ clientCertEngine: 'pkcs11' }, { privateKeyEngine: 'pkcs11', privateKeyIdentifier: 'key' }]) {
+    t.throws(() => ktls.createSecureContext(options), { code: 'ERR_CRYPTO_CUSTOM_ENGINE_NOT_SUPPORTED' })
+  }
+  // Absent engines are no engines.
+  t.notThrows(() => ktls.createSecureContext({ clientCertEngine: null, privateKeyEngine: undefined }))
+})

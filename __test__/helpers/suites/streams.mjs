@@ -139,7 +139,7 @@ export function streamsSuite(env) {
     const { duplex } = duplexOverTcp(srv.port)
     const c = secureOver(duplex, { ALPNProtocols: ['b'] })
     const err = await onceEvent(c, 'error', { timeout: env.ms(10000) })
-    t.is(err.code, 'ERR_TLS_ALERT_NO_APPLICATION_PROTOCOL')
+    t.is(err.code, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL')
     await closed(c)
     t.false(c.authorized)
     await srv.close()

@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn fatal_alerts_carry_their_code() {
         let err = parser_step(&[(CONTENT_ALERT, &[2, 40])]).unwrap_err();
-        assert_eq!(err.code(), "ERR_TLS_ALERT_HANDSHAKE_FAILURE");
+        assert_eq!(err.code(), "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE");
     }
 
     #[test]

@@ -96,17 +96,59 @@ fn tls_code(err: &rustls::Error) -> String {
     }
 }
 
-/// `ERR_TLS_ALERT_HANDSHAKE_FAILURE` style names, from rustls's alert names.
+/// node:tls's code for a received alert: OpenSSL's reason name for it
+/// (`ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE`, `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`).
 fn alert_code(alert: rustls::AlertDescription) -> String {
-    let name = format!("{alert:?}");
-    let mut code = String::from("ERR_TLS_ALERT_");
+    let code = match u8::from(alert) {
+        10 => "ERR_SSL_SSLV3_ALERT_UNEXPECTED_MESSAGE",
+        20 => "ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC",
+        21 => "ERR_SSL_TLSV1_ALERT_DECRYPTION_FAILED",
+        22 => "ERR_SSL_TLSV1_ALERT_RECORD_OVERFLOW",
+        30 => "ERR_SSL_SSLV3_ALERT_DECOMPRESSION_FAILURE",
+        40 => "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE",
+        41 => "ERR_SSL_SSLV3_ALERT_NO_CERTIFICATE",
+        42 => "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE",
+        43 => "ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        44 => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED",
+        45 => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        46 => "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        47 => "ERR_SSL_SSLV3_ALERT_ILLEGAL_PARAMETER",
+        48 => "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA",
+        49 => "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED",
+        50 => "ERR_SSL_TLSV1_ALERT_DECODE_ERROR",
+        51 => "ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR",
+        60 => "ERR_SSL_TLSV1_ALERT_EXPORT_RESTRICTION",
+        70 => "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION",
+        71 => "ERR_SSL_TLSV1_ALERT_INSUFFICIENT_SECURITY",
+        80 => "ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR",
+        86 => "ERR_SSL_TLSV1_ALERT_INAPPROPRIATE_FALLBACK",
+        90 => "ERR_SSL_TLSV1_ALERT_USER_CANCELLED",
+        100 => "ERR_SSL_TLSV1_ALERT_NO_RENEGOTIATION",
+        109 => "ERR_SSL_TLSV13_ALERT_MISSING_EXTENSION",
+        110 => "ERR_SSL_TLSV1_ALERT_UNSUPPORTED_EXTENSION",
+        111 => "ERR_SSL_TLSV1_CERTIFICATE_UNOBTAINABLE",
+        112 => "ERR_SSL_TLSV1_UNRECOGNIZED_NAME",
+        113 => "ERR_SSL_TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE",
+        114 => "ERR_SSL_TLSV1_BAD_CERTIFICATE_HASH_VALUE",
+        115 => "ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY",
+        116 => "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        120 => "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL",
+        // Alerts OpenSSL has no name for: rustls's, in the same shape.
+        _ => return format!("ERR_SSL_TLSV1_ALERT_{}", screaming(&format!("{alert:?}"))),
+    };
+    code.into()
+}
+
+/// `BadRecordMac` -> `BAD_RECORD_MAC`.
+fn screaming(name: &str) -> String {
+    let mut out = String::new();
     for (i, ch) in name.chars().enumerate() {
         if ch.is_ascii_uppercase() && i > 0 {
-            code.push('_');
+            out.push('_');
         }
-        code.push(ch.to_ascii_uppercase());
+        out.push(ch.to_ascii_uppercase());
     }
-    code
+    out
 }
 
 fn io_code(err: &io::Error) -> String {
@@ -208,13 +250,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alert_codes_follow_node_style() {
+    fn alert_codes_are_node_tls_codes() {
         let err = Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
-        assert_eq!(err.code(), "ERR_TLS_ALERT_HANDSHAKE_FAILURE");
+        assert_eq!(err.code(), "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE");
         let err = Error::from(rustls::Error::AlertReceived(
             rustls::AlertDescription::BadRecordMac,
         ));
-        assert_eq!(err.code(), "ERR_TLS_ALERT_BAD_RECORD_MAC");
+        assert_eq!(err.code(), "ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC");
+        let err = Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+        assert_eq!(err.code(), "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA");
+        let err = Error::AlertReceived(rustls::AlertDescription::EncryptedClientHelloRequired);
+        assert_eq!(err.code(), "ERR_SSL_TLSV1_ALERT_ENCRYPTED_CLIENT_HELLO_REQUIRED");
     }
 
     #[test]
