@@ -266,6 +266,9 @@ export interface HandshakeInfo {
   resumed: boolean
   /** The key exchange group ("X25519", "secp256r1", "secp384r1", ...). */
   keyExchangeGroup?: string
+  /** The verify_data of the Finished this side sent, and of the peer's. */
+  finished?: Buffer
+  peerFinished?: Buffer
   /** Whether each direction went to the kernel. */
   offload: Offload
 }

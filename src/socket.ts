@@ -1162,6 +1162,20 @@ export class KtlsSocket extends net.Socket {
   }
 
   /**
+   * The verify_data of the latest Finished message this side sent, as
+   * node:tls: undefined before the handshake ends and once destroyed.
+   * Known from the handshake itself, so the same once the kernel holds the keys.
+   */
+  getFinished(): Buffer | undefined {
+    return this.destroyed || !this.info?.finished ? undefined : Buffer.from(this.info.finished)
+  }
+
+  /** The verify_data of the latest Finished message the peer sent (see getFinished()). */
+  getPeerFinished(): Buffer | undefined {
+    return this.destroyed || !this.info?.peerFinished ? undefined : Buffer.from(this.info.peerFinished)
+  }
+
+  /**
    * The key exchange, as node:tls reports it: on a client, `{ type, name,
    * size }` for an (EC)DH group; `{}` for a hybrid post-quantum one, on a
    * server or before the handshake; null once destroyed.

@@ -1,10 +1,11 @@
-// exportKeyingMaterial against node:tls (shared bodies: ../helpers/suites/exporter.mjs).
+// exportKeyingMaterial, getFinished()/getPeerFinished() and 'keylog' against node:tls (shared bodies: ../helpers/suites/exporter.mjs).
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { exporterSuite, keylogSuite } from '../helpers/suites/exporter.mjs'
+import { exporterSuite, finishedSuite, keylogSuite } from '../helpers/suites/exporter.mjs'
 
 test.after.always(cleanupAll)
 
 exporterSuite(tlsEnv('kernel'))
 keylogSuite(tlsEnv('kernel'))
+finishedSuite(tlsEnv('kernel'))

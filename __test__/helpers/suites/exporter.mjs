@@ -108,3 +108,118 @@ export function keylogSuite(env) {
     await ourServer.close()
   })
 }
+
+/** Both sides' Finished verify_data, as this socket reports them. */
+const finished = (sock) => ({ mine: sock.getFinished()?.toString('hex'), peer: sock.getPeerFinished()?.toString('hex') })
+
+/** verify_data is 12 bytes in TLS 1.2, the suite's hash length in TLS 1.3. */
+const finishedLength = (sock) => (sock.getProtocol() === 'TLSv1.2' ? 12 : sock.getCipher().name.endsWith('SHA384') ? 48 : 32)
+
+/** Each side's Finished as the other end sees it: ours sent is theirs received. */
+function assertFinishedAgree(t, ours, theirs, what, length = finishedLength(theirs)) {
+  t.is(finishedLength(theirs), length, `${what}: the suite expected`)
+  const a = finished(ours)
+  const b = finished(theirs)
+  t.is(a.mine?.length, length * 2, `${what}: our Finished is ${length} bytes`)
+  t.is(a.peer?.length, length * 2, `${what}: the peer's Finished is ${length} bytes`)
+  t.is(a.mine, b.peer, `${what}: what we sent is what node:tls received`)
+  t.is(a.peer, b.mine, `${what}: what node:tls sent is what we received`)
+}
+
+export function finishedSuite(env) {
+  const certs = getCerts()
+  // Each AEAD in each version: the Finished messages are opened with its keys.
+  const CASES = [
+    { version: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', length: 32 },
+    { version: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384', length: 48 },
+    { version: 'TLSv1.3', ciphers: 'TLS_CHACHA20_POLY1305_SHA256', length: 32 },
+    { version: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', length: 12 },
+    { version: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384', length: 12 },
+    { version: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305', length: 12 },
+  ]
+  env.test(env.title('getFinished() and getPeerFinished() agree with node:tls at the other end: each AEAD, TLS 1.3 and 1.2, client and server'), async (t) => {
+    for (const { version, ciphers, length } of CASES) {
+      const options = { maxVersion: version, minVersion: version, ciphers }
+      const srv = await startNodeServer(options)
+      const c = await ktlsConnect({ port: srv.port, ...options })
+      env.assertPath(t, c)
+      assertFinishedAgree(t, c, await srv.nextPeer(), `${ciphers} client`, length)
+      c.destroy()
+      await srv.close()
+
+      const ourServer = await startKtlsServer(options)
+      const client = await nodeConnect({ port: ourServer.port, ...options })
+      const s = await ourServer.nextSocket()
+      env.assertPath(t, s)
+      assertFinishedAgree(t, s, client, `${ciphers} server`, length)
+      client.destroy()
+      await ourServer.close()
+    }
+  })
+
+  env.test(env.title('Finished messages after a client certificate, a HelloRetryRequest and a resumption agree with node:tls'), async (t) => {
+    // A client certificate: the client's Finished follows its Certificate and CertificateVerify.
+    const mutual = await startKtlsServer({ requestCert: true, ca: certs.ca.cert })
+    const withCert = await nodeConnect({ port: mutual.port, key: certs.rsa.key, cert: certs.rsa.cert })
+    const s = await mutual.nextSocket()
+    t.true(s.authorized)
+    assertFinishedAgree(t, s, withCert, 'client certificate')
+    withCert.destroy()
+    await mutual.close()
+
+    // A HelloRetryRequest: the server wants P-384, the client's first share is X25519.
+    const srv = await startNodeServer({ ecdhCurve: 'P-384' })
+    const retried = await ktlsConnect({ port: srv.port, ecdhCurve: 'X25519:P-384' })
+    env.assertPath(t, retried)
+    assertFinishedAgree(t, retried, await srv.nextPeer(), 'HelloRetryRequest')
+    retried.destroy()
+
+    await srv.close()
+
+    // Resumed sessions (no certificates, in TLS 1.2 the server's Finished
+    // first): a ktls client of node:tls, a node:tls client of ktls.
+    for (const version of ['TLSv1.3', 'TLSv1.2']) {
+      const nodeServer = await startNodeServer({ maxVersion: version }, (sock) => sock.end('bye'))
+      const secureContext = ktls.createSecureContext({ ca: certs.ca.cert })
+      const first = await ktlsConnect({ port: nodeServer.port, secureContext })
+      first.resume()
+      await onceEvent(first, 'end', { timeout: env.ms(10000) }) // TLS 1.3 tickets come after the handshake
+      first.destroy()
+      await nodeServer.nextPeer()
+      const resumed = await ktlsConnect({ port: nodeServer.port, secureContext })
+      env.assertPath(t, resumed)
+      t.true(resumed.isSessionReused(), `${version}: resumed`)
+      assertFinishedAgree(t, resumed, await nodeServer.nextPeer(), `${version} resumed, our client`)
+      resumed.destroy()
+      await nodeServer.close()
+
+      const ourServer = await startKtlsServer({ maxVersion: version })
+      const firstClient = track(tls.connect({ port: ourServer.port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+      const session = await onceEvent(firstClient, 'session', { timeout: env.ms(10000) })
+      await ourServer.nextSocket()
+      firstClient.destroy()
+      const resumedClient = await nodeConnect({ port: ourServer.port, session })
+      const resumedServer = await ourServer.nextSocket()
+      t.true(resumedServer.isSessionReused(), `${version}: resumed by a node:tls client`)
+      assertFinishedAgree(t, resumedServer, resumedClient, `${version} resumed, our server`)
+      resumedClient.destroy()
+      await ourServer.close()
+    }
+  })
+
+  env.test('getFinished() and getPeerFinished() are undefined before the handshake ends and once destroyed, as node:tls', async (t) => {
+    const srv = await startKtlsServer()
+    const sockets = [
+      track(ktls.connect({ port: srv.port, host: HOST, servername: 'localhost', ca: certs.ca.cert })),
+      track(tls.connect({ port: srv.port, host: HOST, servername: 'localhost', ca: certs.ca.cert })),
+    ]
+    for (const s of sockets) t.deepEqual(finished(s), { mine: undefined, peer: undefined })
+    await Promise.all(sockets.map((s) => onceEvent(s, 'secureConnect', { timeout: env.ms(10000) })))
+    for (const s of sockets) {
+      t.truthy(finished(s).mine)
+      s.destroy()
+      t.deepEqual(finished(s), { mine: undefined, peer: undefined })
+    }
+    await srv.close()
+  })
+}

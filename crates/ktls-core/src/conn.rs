@@ -152,6 +152,10 @@ impl Tls {
         }
     }
 
+    pub(crate) fn is_client(&self) -> bool {
+        matches!(self, Self::Client(_))
+    }
+
     /// A server that negotiated TLS 1.3 (it speaks last only to send tickets).
     pub(crate) fn is_tls13_server(&self) -> bool {
         matches!(self, Self::Server(_))

@@ -260,7 +260,10 @@ mod tests {
         let err = Error::AlertReceived(rustls::AlertDescription::UnknownCA);
         assert_eq!(err.code(), "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA");
         let err = Error::AlertReceived(rustls::AlertDescription::EncryptedClientHelloRequired);
-        assert_eq!(err.code(), "ERR_SSL_TLSV1_ALERT_ENCRYPTED_CLIENT_HELLO_REQUIRED");
+        assert_eq!(
+            err.code(),
+            "ERR_SSL_TLSV1_ALERT_ENCRYPTED_CLIENT_HELLO_REQUIRED"
+        );
     }
 
     #[test]

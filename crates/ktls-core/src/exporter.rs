@@ -11,6 +11,7 @@ use rustls::{KeyLog, SupportedCipherSuite};
 
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
+use crate::finished::{finished_pair, FinishedKeys, Tls12Secrets, Transcript};
 
 /// What an exporter derives from, for the negotiated suite.
 pub(crate) struct Exporter {
@@ -73,7 +74,7 @@ impl Exporter {
 }
 
 /// HKDF-Expand-Label (RFC 8446 §7.1).
-fn expand_label(
+pub(crate) fn expand_label(
     expander: &dyn HkdfExpander,
     label: &[u8],
     context: &[u8],
@@ -97,6 +98,9 @@ pub(crate) struct Captured {
     server_random: Option<[u8; 32]>,
     /// node:tls's 'keylog': NSS key log lines, kept only when asked for.
     pub(crate) keylog: Option<Vec<String>>,
+    /// For the Finished messages (`finished.rs`).
+    transcript: Transcript,
+    finished_keys: FinishedKeys,
 }
 
 impl std::fmt::Debug for Captured {
@@ -125,9 +129,37 @@ impl Captured {
     /// ServerHello's random, in or out) are kept here.
     pub(crate) fn pump(&mut self, tls: &mut Tls, bufs: &mut Buffers) -> Result<Pumped> {
         self.sniff_server_hello(&bufs.incoming);
+        self.transcript.note_input(&bufs.incoming);
+        let queued_before = bufs.outgoing.len();
         let pumped = capturing(self, || tls.pump(bufs, Offer::Nothing));
+        self.transcript
+            .note_step(&bufs.outgoing, queued_before, bufs.incoming.len());
         self.sniff_server_hello(bufs.pending_out());
         pumped
+    }
+
+    /// Once the handshake is over: (ours, the peer's) Finished verify_data.
+    /// Call before `take_exporter`, which takes TLS 1.2's secrets.
+    pub(crate) fn take_finished(
+        &mut self,
+        suite: SupportedCipherSuite,
+        we_are_client: bool,
+    ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let tls12 = match (&self.tls12, &self.server_random) {
+            (Some((client_random, master)), Some(server_random)) => Some(Tls12Secrets {
+                master: master.as_ref(),
+                client_random,
+                server_random,
+            }),
+            _ => None,
+        };
+        finished_pair(
+            std::mem::take(&mut self.transcript),
+            std::mem::take(&mut self.finished_keys),
+            tls12,
+            suite,
+            we_are_client,
+        )
     }
 
     /// The exporter for `suite`, once the handshake is over (the secrets
@@ -191,6 +223,12 @@ impl KeyLog for ExporterKeyLog {
             }
             match label {
                 "EXPORTER_SECRET" => captured.tls13 = Some(OkmBlock::new(secret)),
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET" => {
+                    captured.finished_keys.client_handshake = Some(OkmBlock::new(secret));
+                }
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET" => {
+                    captured.finished_keys.server_handshake = Some(OkmBlock::new(secret));
+                }
                 "CLIENT_RANDOM" => {
                     let mut random = [0; 32];
                     if client_random.len() == 32 {

@@ -14,6 +14,7 @@ mod control;
 mod crypto_info;
 mod error;
 mod exporter;
+mod finished;
 mod hello;
 mod host_loop;
 mod offload;

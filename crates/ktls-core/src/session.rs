@@ -45,6 +45,9 @@ pub struct HandshakeInfo {
     pub resumed: bool,
     /// The key exchange group, as rustls names it ("X25519", "secp256r1", ...).
     pub key_exchange_group: Option<String>,
+    /// The verify_data of the Finished this side sent, and of the peer's.
+    pub finished: Option<Vec<u8>>,
+    pub peer_finished: Option<Vec<u8>>,
 }
 
 impl HandshakeInfo {
@@ -322,9 +325,7 @@ impl Session {
             self.client.as_deref(),
             self.client_check.as_deref(),
         );
-        if let Some(suite) = tls.common().negotiated_cipher_suite() {
-            self.exporter = self.captured.take_exporter(suite);
-        }
+        self.exporter = conclude(&mut self.captured, &tls, &mut self.info);
         let cipher = tls
             .common()
             .negotiated_cipher_suite()
@@ -735,6 +736,18 @@ pub(crate) fn capture_info(
     if let Some(check) = client_check {
         info.chain_error = check.chain_error(&chain);
     }
+}
+
+/// At the handshake's end: the Finished messages into `info`, and the
+/// exporter, from what the handshake logged.
+pub(crate) fn conclude(
+    captured: &mut Captured,
+    tls: &Tls,
+    info: &mut HandshakeInfo,
+) -> Option<Exporter> {
+    let suite = tls.common().negotiated_cipher_suite()?;
+    (info.finished, info.peer_finished) = captured.take_finished(suite, tls.is_client());
+    captured.take_exporter(suite)
 }
 
 /// How many bytes complete the first incomplete record in `buf` (a 5-byte

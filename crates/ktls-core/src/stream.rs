@@ -15,7 +15,7 @@ use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{Captured, Exporter};
 use crate::hello::{named_http_request, peek_client_hello, Hello};
-use crate::session::{capture_info, no_exporter, HandshakeInfo};
+use crate::session::{capture_info, conclude, no_exporter, HandshakeInfo};
 
 /// Where a connection stands after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,9 +201,7 @@ impl StreamSession {
                 self.client.as_deref(),
                 self.client_check.as_deref(),
             );
-            if let Some(suite) = tls.common().negotiated_cipher_suite() {
-                self.exporter = self.captured.take_exporter(suite);
-            }
+            self.exporter = conclude(&mut self.captured, tls, &mut self.info);
         }
         Ok(self.state())
     }

@@ -27,6 +27,9 @@ pub struct HandshakeInfo {
     pub resumed: bool,
     /// The key exchange group ("X25519", "secp256r1", "secp384r1", ...).
     pub key_exchange_group: Option<String>,
+    /// The verify_data of the Finished this side sent, and of the peer's.
+    pub finished: Option<Buffer>,
+    pub peer_finished: Option<Buffer>,
     /// Whether each direction went to the kernel.
     pub offload: Offload,
 }
@@ -435,6 +438,8 @@ pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) 
         identity: u32::try_from(info.identity).unwrap_or(0),
         resumed: info.resumed,
         key_exchange_group: info.key_exchange_group.clone(),
+        finished: info.finished.clone().map(Buffer::from),
+        peer_finished: info.peer_finished.clone().map(Buffer::from),
         offload,
     }
 }
