@@ -650,9 +650,11 @@ export class KtlsSocket extends net.Socket {
     } catch {
       return
     }
-    if (tokens.length === 0) return
-    this.sessionToken = tokens[tokens.length - 1]
-    for (const token of tokens) this.emit('session', Buffer.from(token))
+    // As node:tls: during each 'session', getSession() is that session.
+    for (const token of tokens) {
+      this.sessionToken = token
+      this.emit('session', Buffer.from(token))
+    }
   }
 
   /** Pushes what a control read produced; false when the stream has ended. */

@@ -88,14 +88,19 @@ async function ktlsVisit(port, { session, maxVersion = 'TLSv1.3', secureContext 
   const certs = getCerts()
   const client = ktls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, session, maxVersion, secureContext })
   const events = []
-  client.on('session', (s) => events.push(s))
+  // As node:tls: during each 'session', getSession() is that very session.
+  const duringEvents = []
+  client.on('session', (s) => {
+    events.push(s)
+    duringEvents.push(s.equals(client.getSession()))
+  })
   client.on('error', () => {})
   await onceEvent(client, 'secureConnect')
   // TLS 1.3 tickets follow the handshake: a round trip brings them in.
   const echoed = onceEvent(client, 'data')
   client.write('x')
   await echoed
-  const result = { resumed: client.isSessionReused(), events, session: client.getSession(), status: client.ktls }
+  const result = { resumed: client.isSessionReused(), events, duringEvents, session: client.getSession(), status: client.ktls }
   client.end()
   return result
 }
@@ -114,6 +119,7 @@ export function clientSessionsSuite(env) {
         const first = await ktlsVisit(port, { maxVersion })
         t.false(first.resumed)
         t.true(first.events.length >= 1, "'session' fired")
+        t.deepEqual(first.duringEvents, first.events.map(() => true), "getSession() in each 'session' is that session")
         t.true(Buffer.isBuffer(first.session))
         // A fresh context: only the `session` option can make it resume.
         const secureContext = ktls.createSecureContext({ ca: getCerts().ca.cert, maxVersion })
