@@ -197,6 +197,8 @@ export interface ContextOptions {
   groups?: Array<string>
   /** `sigalgs`, as node:tls takes it. */
   sigalgs?: string
+  /** `process.versions.openssl`: whose default sigalgs node:tls shares. */
+  opensslVersion?: string
   ca?: Array<Buffer>
   /** Certificate chains (PEM), paired by index with `key`. */
   cert?: Array<Buffer>
@@ -269,6 +271,8 @@ export interface HandshakeInfo {
   /** The verify_data of the Finished this side sent, and of the peer's. */
   finished?: Buffer
   peerFinished?: Buffer
+  /** node:tls's `getSharedSigalgs()`. */
+  sharedSigalgs: Array<string>
   /** Whether each direction went to the kernel. */
   offload: Offload
 }

@@ -237,6 +237,8 @@ function nativeOptions(o: SecureContextOptions) {
     ...identities(o),
     honorCipherOrder: o.honorCipherOrder ?? undefined,
     sigalgs: sigalgs(o.sigalgs),
+    // getSharedSigalgs() is node:tls's on this Node: its OpenSSL's default list.
+    opensslVersion: process.versions.openssl,
   }
 }
 

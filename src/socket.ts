@@ -1165,16 +1165,30 @@ export class KtlsSocket extends net.Socket {
 
   /**
    * The verify_data of the latest Finished message this side sent, as
-   * node:tls: undefined before the handshake ends and once destroyed.
+   * node:tls: undefined before the handshake ends, null once destroyed.
    * Known from the handshake itself, so the same once the kernel holds the keys.
    */
-  getFinished(): Buffer | undefined {
-    return this.destroyed || !this.info?.finished ? undefined : Buffer.from(this.info.finished)
+  getFinished(): Buffer | null | undefined {
+    if (this.destroyed) return null
+    return this.info?.finished ? Buffer.from(this.info.finished) : undefined
+  }
+
+  /**
+   * The signature algorithms both sides allow, with node:tls's names
+   * ('RSA-PSS+SHA256', 'ECDSA+SHA384', 'Ed25519+UNDEF'): on a server, its
+   * own list (`sigalgs`, or OpenSSL's default) kept where the ClientHello's
+   * allows; on a client, a CertificateRequest's list kept where its own
+   * allows, else []. As node:tls: [] before the handshake ends, null once destroyed.
+   */
+  getSharedSigalgs(): string[] | null {
+    if (this.destroyed) return null
+    return this.info ? [...this.info.sharedSigalgs] : []
   }
 
   /** The verify_data of the latest Finished message the peer sent (see getFinished()). */
-  getPeerFinished(): Buffer | undefined {
-    return this.destroyed || !this.info?.peerFinished ? undefined : Buffer.from(this.info.peerFinished)
+  getPeerFinished(): Buffer | null | undefined {
+    if (this.destroyed) return null
+    return this.info?.peerFinished ? Buffer.from(this.info.peerFinished) : undefined
   }
 
   /**

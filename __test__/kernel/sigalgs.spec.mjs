@@ -2,8 +2,9 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { sigalgsSuite } from '../helpers/suites/sigalgs.mjs'
+import { sharedSigalgsSuite, sigalgsSuite } from '../helpers/suites/sigalgs.mjs'
 
 test.after.always(cleanupAll)
 
 sigalgsSuite(tlsEnv('kernel'))
+sharedSigalgsSuite(tlsEnv('kernel'))

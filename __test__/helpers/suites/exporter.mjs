@@ -207,19 +207,22 @@ export function finishedSuite(env) {
     }
   })
 
-  env.test('getFinished() and getPeerFinished() are undefined before the handshake ends and once destroyed, as node:tls', async (t) => {
+  env.test('getFinished(), getPeerFinished() and getSharedSigalgs() answer as node:tls before the handshake ends and once destroyed', async (t) => {
     const srv = await startKtlsServer()
     const sockets = [
       track(ktls.connect({ port: srv.port, host: HOST, servername: 'localhost', ca: certs.ca.cert })),
       track(tls.connect({ port: srv.port, host: HOST, servername: 'localhost', ca: certs.ca.cert })),
     ]
-    for (const s of sockets) t.deepEqual(finished(s), { mine: undefined, peer: undefined })
+    const raw = (s) => [s.getFinished(), s.getPeerFinished(), s.getSharedSigalgs()]
+    const [oursBefore, theirsBefore] = sockets.map(raw)
+    t.deepEqual(oursBefore, theirsBefore)
+    t.deepEqual(oursBefore, [undefined, undefined, []])
     await Promise.all(sockets.map((s) => onceEvent(s, 'secureConnect', { timeout: env.ms(10000) })))
-    for (const s of sockets) {
-      t.truthy(finished(s).mine)
-      s.destroy()
-      t.deepEqual(finished(s), { mine: undefined, peer: undefined })
-    }
+    for (const s of sockets) t.truthy(s.getFinished())
+    for (const s of sockets) s.destroy()
+    const [oursAfter, theirsAfter] = sockets.map(raw)
+    t.deepEqual(oursAfter, theirsAfter)
+    t.deepEqual(oursAfter, [null, null, null])
     await srv.close()
   })
 }

@@ -51,3 +51,75 @@ export function sigalgsSuite(env) {
     t.is(t.throws(() => ktls.createSecureContext({ sigalgs: 42 })).code, 'ERR_INVALID_ARG_TYPE')
   })
 }
+
+/** What the server side's getSharedSigalgs() says for a node:tls client with `clientSigalgs`. */
+async function serverShared(start, serverOptions, clientOptions) {
+  const srv = await start(serverOptions)
+  const certs = getCerts()
+  const client = tls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: certs.ca.cert, ...clientOptions })
+  await new Promise((resolve, reject) => client.once('secureConnect', resolve).once('error', reject))
+  const side = await (srv.nextSocket ?? srv.nextPeer)()
+  const shared = side.getSharedSigalgs()
+  client.destroy()
+  await srv.close()
+  return shared
+}
+
+export function sharedSigalgsSuite(env) {
+  const certs = getCerts()
+  const servers = { ktls: startKtlsServer, 'node:tls': startNodeServer }
+
+  env.test(env.title("a server's getSharedSigalgs() is node:tls's: its sigalgs in its order, kept where the client's allow"), async (t) => {
+    const cases = [
+      ['RSA-PSS+SHA256:ECDSA+SHA256', 'RSA-PSS+SHA256:RSA-PSS+SHA512:ECDSA+SHA256'],
+      ['ECDSA+SHA384:ECDSA+SHA256:RSA+SHA256', 'ECDSA+SHA256:RSA+SHA256:ECDSA+SHA384:ed25519'],
+      // No sigalgs on the server: OpenSSL's default list (Node 20's).
+      [undefined, 'ed25519:RSA+SHA512:ECDSA+SHA256:RSA-PSS+SHA384:ECDSA+SHA224:RSA+SHA1'],
+    ]
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2']) {
+      for (const [serverSigalgs, clientSigalgs] of cases) {
+        const [ours, theirs] = await Promise.all(Object.values(servers).map((start) => serverShared(start, { sigalgs: serverSigalgs, maxVersion }, { sigalgs: clientSigalgs })))
+        t.true(ours.length > 0)
+        t.deepEqual(ours, theirs, `${maxVersion} ${serverSigalgs} / ${clientSigalgs}`)
+      }
+    }
+  })
+
+  env.test(env.title("a server's getSharedSigalgs() for a ktls client (rustls's offer) is node:tls's"), async (t) => {
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2']) {
+      const lists = []
+      for (const start of Object.values(servers)) {
+        const srv = await start({ maxVersion })
+        const c = await ktlsConnect({ port: srv.port })
+        env.assertPath(t, c)
+        lists.push((await (srv.nextSocket ?? srv.nextPeer)()).getSharedSigalgs())
+        c.destroy()
+        await srv.close()
+      }
+      t.deepEqual(lists[0], lists[1], maxVersion)
+    }
+  })
+
+  env.test(env.title("a client's getSharedSigalgs() is node:tls's: a CertificateRequest's list kept where its own allows, [] without one"), async (t) => {
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2']) {
+      const srv = await startNodeServer({ maxVersion, requestCert: true, rejectUnauthorized: false, sigalgs: 'ECDSA+SHA256:RSA+SHA384:RSA-PSS+SHA256:ed25519' })
+      const clientOptions = { port: srv.port, key: certs.rsa.key, cert: certs.rsa.cert, sigalgs: 'RSA-PSS+SHA256:RSA+SHA384:ECDSA+SHA256:ECDSA+SHA384' }
+      const ours = await ktlsConnect(clientOptions)
+      env.assertPath(t, ours)
+      const theirs = await new Promise((resolve, reject) => {
+        const c = tls.connect({ host: HOST, servername: 'localhost', ca: certs.ca.cert, ...clientOptions }, () => resolve(c)).once('error', reject)
+      })
+      t.deepEqual(ours.getSharedSigalgs(), theirs.getSharedSigalgs(), maxVersion)
+      t.true(ours.getSharedSigalgs().length > 0)
+      ours.destroy()
+      theirs.destroy()
+      await srv.close()
+
+      const plain = await startNodeServer({ maxVersion })
+      const unasked = await ktlsConnect({ port: plain.port })
+      t.deepEqual(unasked.getSharedSigalgs(), [])
+      unasked.destroy()
+      await plain.close()
+    }
+  })
+}

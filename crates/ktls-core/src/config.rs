@@ -44,6 +44,9 @@ pub struct CommonOptions {
     /// `sigalgs`: the signature schemes offered, accepted and signed with
     /// (colon-separated, OpenSSL's or IANA's names); `None`: all of rustls's.
     pub sigalgs: Option<String>,
+    /// The OpenSSL version node:tls uses on this Node ("3.0.19"): whose
+    /// default signature algorithms `getSharedSigalgs()` reports against.
+    pub openssl_version: Option<String>,
 }
 
 /// Client-side options.
@@ -105,6 +108,8 @@ pub struct ClientContext {
     /// `ca` entries, trusted as leaves too: OpenSSL (so Node) accepts a
     /// self-signed server certificate that is itself in the trust store.
     trusted_leaves: Vec<CertificateDer<'static>>,
+    /// The signature schemes it allows (`getSharedSigalgs()`).
+    pub(crate) sigalgs: Arc<[u16]>,
 }
 
 /// A ready server configuration.
@@ -115,6 +120,8 @@ pub struct ServerContext {
     pub ticket_keys: Arc<TicketKeys>,
     /// With `requestCert`: how the client's chain is judged after the handshake.
     pub(crate) client_check: Option<Arc<ClientChainCheck>>,
+    /// The signature schemes it allows (`getSharedSigalgs()`).
+    pub(crate) sigalgs: Arc<[u16]>,
 }
 
 /// A client's chain judged against the server's `ca`, after the handshake,
@@ -186,6 +193,10 @@ impl ClientContext {
             sessions,
             verifier,
             trusted_leaves,
+            sigalgs: sigalgs::allowed(
+                options.common.sigalgs.as_deref(),
+                options.common.openssl_version.as_deref(),
+            )?,
         })
     }
 
@@ -302,6 +313,10 @@ impl ServerContext {
             ticket_keys,
             config: Arc::new(config),
             client_check,
+            sigalgs: sigalgs::allowed(
+                options.common.sigalgs.as_deref(),
+                options.common.openssl_version.as_deref(),
+            )?,
         })
     }
 }

@@ -11,7 +11,7 @@ use rustls::{KeyLog, SupportedCipherSuite};
 
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
-use crate::finished::{finished_pair, FinishedKeys, Tls12Secrets, Transcript};
+use crate::transcript::{learn, FinishedKeys, Learned, Tls12Secrets, Transcript};
 
 /// What an exporter derives from, for the negotiated suite.
 pub(crate) struct Exporter {
@@ -98,9 +98,11 @@ pub(crate) struct Captured {
     server_random: Option<[u8; 32]>,
     /// node:tls's 'keylog': NSS key log lines, kept only when asked for.
     pub(crate) keylog: Option<Vec<String>>,
-    /// For the Finished messages (`finished.rs`).
+    /// What `transcript.rs` reads once the handshake is over.
     transcript: Transcript,
     finished_keys: FinishedKeys,
+    /// The signature schemes this side allows (`sigalgs`, or OpenSSL's default).
+    pub(crate) our_sigalgs: std::sync::Arc<[u16]>,
 }
 
 impl std::fmt::Debug for Captured {
@@ -138,13 +140,13 @@ impl Captured {
         pumped
     }
 
-    /// Once the handshake is over: (ours, the peer's) Finished verify_data.
+    /// Once the handshake is over, what its records tell (`transcript.rs`).
     /// Call before `take_exporter`, which takes TLS 1.2's secrets.
-    pub(crate) fn take_finished(
+    pub(crate) fn take_learned(
         &mut self,
         suite: SupportedCipherSuite,
         we_are_client: bool,
-    ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    ) -> Learned {
         let tls12 = match (&self.tls12, &self.server_random) {
             (Some((client_random, master)), Some(server_random)) => Some(Tls12Secrets {
                 master: master.as_ref(),
@@ -153,12 +155,13 @@ impl Captured {
             }),
             _ => None,
         };
-        finished_pair(
+        learn(
             std::mem::take(&mut self.transcript),
             std::mem::take(&mut self.finished_keys),
             tls12,
             suite,
             we_are_client,
+            &self.our_sigalgs,
         )
     }
 

@@ -14,7 +14,6 @@ mod control;
 mod crypto_info;
 mod error;
 mod exporter;
-mod finished;
 mod hello;
 mod host_loop;
 mod offload;
@@ -30,6 +29,7 @@ mod sigalgs;
 mod stream;
 pub mod sys;
 mod tickets;
+mod transcript;
 mod wiping_alloc;
 mod x509;
 

@@ -48,6 +48,8 @@ pub struct HandshakeInfo {
     /// The verify_data of the Finished this side sent, and of the peer's.
     pub finished: Option<Vec<u8>>,
     pub peer_finished: Option<Vec<u8>>,
+    /// node:tls's `getSharedSigalgs()`: its names, in the chooser's order.
+    pub shared_sigalgs: Vec<String>,
 }
 
 impl HandshakeInfo {
@@ -126,6 +128,7 @@ impl Session {
         let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
         let mut session = Self::new(fd, Tls::Client(conn), mode);
         session.info.server_name = Some(server_name.to_owned());
+        session.captured.our_sigalgs = context.sigalgs.clone();
         session.client = Some(context);
         Ok(session)
     }
@@ -136,6 +139,7 @@ impl Session {
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
         let mut session = Self::new(fd, Tls::Server(conn), mode);
         session.client_check = context.client_check.clone();
+        session.captured.our_sigalgs = context.sigalgs.clone();
         Ok(session)
     }
 
@@ -156,6 +160,7 @@ impl Session {
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
         self.state = State::Handshaking(Tls::Server(conn));
         self.client_check = context.client_check.clone();
+        self.captured.our_sigalgs = context.sigalgs.clone();
         Ok(())
     }
 
@@ -746,7 +751,10 @@ pub(crate) fn conclude(
     info: &mut HandshakeInfo,
 ) -> Option<Exporter> {
     let suite = tls.common().negotiated_cipher_suite()?;
-    (info.finished, info.peer_finished) = captured.take_finished(suite, tls.is_client());
+    let learned = captured.take_learned(suite, tls.is_client());
+    info.finished = learned.finished;
+    info.peer_finished = learned.peer_finished;
+    info.shared_sigalgs = crate::sigalgs::node_names(&learned.shared_sigalgs);
     captured.take_exporter(suite)
 }
 

@@ -63,6 +63,7 @@ impl StreamSession {
         let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
         let mut session = Self::new(Some(Tls::Client(conn)));
         session.info.server_name = Some(server_name.to_owned());
+        session.captured.our_sigalgs = context.sigalgs.clone();
         session.client = Some(context);
         Ok(session)
     }
@@ -72,6 +73,7 @@ impl StreamSession {
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
         let mut session = Self::new(Some(Tls::Server(conn)));
         session.client_check = context.client_check.clone();
+        session.captured.our_sigalgs = context.sigalgs.clone();
         Ok(session)
     }
 
@@ -91,6 +93,7 @@ impl StreamSession {
         let conn = UnbufferedServerConnection::new(context.config.clone())?;
         self.tls = Some(Tls::Server(conn));
         self.client_check = context.client_check.clone();
+        self.captured.our_sigalgs = context.sigalgs.clone();
         self.advance()
     }
 

@@ -30,6 +30,8 @@ pub struct HandshakeInfo {
     /// The verify_data of the Finished this side sent, and of the peer's.
     pub finished: Option<Buffer>,
     pub peer_finished: Option<Buffer>,
+    /// node:tls's `getSharedSigalgs()`.
+    pub shared_sigalgs: Vec<String>,
     /// Whether each direction went to the kernel.
     pub offload: Offload,
 }
@@ -440,6 +442,7 @@ pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) 
         key_exchange_group: info.key_exchange_group.clone(),
         finished: info.finished.clone().map(Buffer::from),
         peer_finished: info.peer_finished.clone().map(Buffer::from),
+        shared_sigalgs: info.shared_sigalgs.clone(),
         offload,
     }
 }

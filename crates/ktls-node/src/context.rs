@@ -20,6 +20,8 @@ pub struct ContextOptions {
     pub groups: Option<Vec<String>>,
     /// `sigalgs`, as node:tls takes it.
     pub sigalgs: Option<String>,
+    /// `process.versions.openssl`: whose default sigalgs node:tls shares.
+    pub openssl_version: Option<String>,
     pub ca: Option<Vec<Buffer>>,
     /// Certificate chains (PEM), paired by index with `key`.
     pub cert: Option<Vec<Buffer>>,
@@ -47,6 +49,7 @@ fn common(options: &ContextOptions) -> CommonOptions {
         ciphers: options.ciphers.clone(),
         groups: options.groups.clone().unwrap_or_default(),
         sigalgs: options.sigalgs.clone(),
+        openssl_version: options.openssl_version.clone(),
     }
 }
 
