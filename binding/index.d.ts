@@ -36,6 +36,8 @@ export declare class Connection {
   takeSessions(): Array<Buffer>
   /** Client: the newest session, for `getSession()`. */
   latestSession(): Buffer | null
+  /** Client: the session a resumed handshake resumed, if it did. */
+  resumedSession(): Buffer | null
   /** node:tls's `setMaxSendFragment(size)`: true when applied. */
   setMaxSendFragment(size: number): boolean
   /**
@@ -235,7 +237,6 @@ export interface ControlRecord {
   bytes: number
 }
 
-/** The suite order used when `ciphers` is not given. */
 export declare function defaultCiphers(): string
 
 /**
@@ -304,6 +305,12 @@ export interface Offload {
  * Two sockets given the same key talk through the kernel's crypto.
  */
 export declare function offloadWithFixedKey(fd: number, cipher: string, fill: number): FixedKeyOffload
+
+/**
+ * The suite order used when `ciphers` is not given.
+ * The ticket of the session a token (from `'session'`/`getSession()`) names.
+ */
+export declare function sessionTicket(token: Buffer): Buffer | null
 
 /** A client connection to `servername` over a transport JavaScript carries. */
 export declare function streamClient(context: ClientSecureContext, servername: string): StreamConnection

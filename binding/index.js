@@ -849,6 +849,7 @@ module.exports.ControlKind = nativeBinding.ControlKind
 module.exports.defaultCiphers = nativeBinding.defaultCiphers
 module.exports.HandshakeProgress = nativeBinding.HandshakeProgress
 module.exports.offloadWithFixedKey = nativeBinding.offloadWithFixedKey
+module.exports.sessionTicket = nativeBinding.sessionTicket
 module.exports.streamClient = nativeBinding.streamClient
 module.exports.streamServer = nativeBinding.streamServer
 module.exports.streamServerChoosing = nativeBinding.streamServerChoosing

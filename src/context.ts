@@ -284,9 +284,23 @@ const METHODS: Record<string, [string | undefined, string | undefined]> = {
 }
 
 /** minVersion/maxVersion, or what secureProtocol means (never both, as node:tls). */
+/**
+ * node:tls's defaults, which applications (and `--tls-min-v1.3`-style
+ * flags) change: read when a context is made, as node:tls reads them. A
+ * minimum below TLS 1.2 allows what ktls has anyway, TLS 1.2 on.
+ */
+function defaultMinVersion(): string | undefined {
+  const min = tls.DEFAULT_MIN_VERSION
+  return min === 'TLSv1.2' || min === 'TLSv1.3' ? min : undefined
+}
+
+function defaultMaxVersion(): string | undefined {
+  return tls.DEFAULT_MAX_VERSION
+}
+
 function versions(o: SecureContextOptions): { minVersion?: string; maxVersion?: string } {
   const method = o.secureProtocol
-  if (method == null) return { minVersion: o.minVersion ?? undefined, maxVersion: o.maxVersion ?? undefined }
+  if (method == null) return { minVersion: o.minVersion ?? defaultMinVersion(), maxVersion: o.maxVersion ?? defaultMaxVersion() }
   if (o.minVersion != null || o.maxVersion != null) {
     throw argumentError('ERR_TLS_PROTOCOL_VERSION_CONFLICT', `TLS protocol version "${o.minVersion ?? o.maxVersion}" conflicts with secureProtocol "${method}"`)
   }

@@ -1104,6 +1104,24 @@ export class KtlsSocket extends net.Socket {
   }
 
   /**
+   * Client: the ticket of this connection's session, as node:tls: of the
+   * newest one received (during each 'session', that session's), else on a
+   * resumed connection the one it resumed with. undefined on a server or
+   * before there is one, null once destroyed.
+   */
+  getTLSTicket(): Buffer | null | undefined {
+    if (this.destroyed) return null
+    if (this.isServer) return undefined
+    let token = this.sessionToken
+    try {
+      if (this.secure) token ??= this.conn?.resumedSession() ?? undefined
+    } catch {
+      return undefined
+    }
+    return (token && binding.sessionTicket(token)) ?? undefined
+  }
+
+  /**
    * As node:tls: the largest plaintext per record this side sends, 512 to
    * 16384 bytes; false when out of range or not applicable. Offloaded, the
    * kernel caps its records (`TLS_TX_MAX_PAYLOAD_LEN`, Linux 6.19+;

@@ -2,9 +2,10 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { clientSessionsSuite, ticketsSuite } from '../helpers/suites/tickets.mjs'
+import { clientSessionsSuite, ticketsSuite, tlsTicketSuite } from '../helpers/suites/tickets.mjs'
 
 test.after.always(cleanupAll)
 
 ticketsSuite(tlsEnv('kernel'))
 clientSessionsSuite(tlsEnv('kernel'))
+tlsTicketSuite(tlsEnv('kernel'))

@@ -496,3 +496,27 @@ test('OpenSSL engine options: bad types throw node:tls’s errors, an engine nam
   // Absent engines are no engines.
   t.notThrows(() => ktls.createSecureContext({ clientCertEngine: null, privateKeyEngine: undefined }))
 })
+
+test.serial('tls.DEFAULT_MAX_VERSION and DEFAULT_MIN_VERSION apply where no version is given, as node:tls reads them', async (t) => {
+  const saved = [tls.DEFAULT_MIN_VERSION, tls.DEFAULT_MAX_VERSION]
+  try {
+    tls.DEFAULT_MAX_VERSION = 'TLSv1.2'
+    const srv = await startKtlsServer()
+    const c = await ktlsConnect({ port: srv.port })
+    t.is(c.getProtocol(), 'TLSv1.2')
+    c.destroy()
+    ;[tls.DEFAULT_MIN_VERSION, tls.DEFAULT_MAX_VERSION] = ['TLSv1.3', 'TLSv1.3']
+    const strict = await startKtlsServer()
+    const old = track(tls.connect({ port: strict.port, host: HOST, rejectUnauthorized: false, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }))
+    const err = await onceEvent(old, 'error')
+    t.regex(err.code, /ALERT_PROTOCOL_VERSION/)
+    // Below TLS 1.2 (--tls-min-v1.0): what ktls has anyway, TLS 1.2 on.
+    ;[tls.DEFAULT_MIN_VERSION, tls.DEFAULT_MAX_VERSION] = ['TLSv1', 'TLSv1.3']
+    const lenient = await startKtlsServer()
+    const ok = await ktlsConnect({ port: lenient.port, maxVersion: 'TLSv1.2' })
+    t.is(ok.getProtocol(), 'TLSv1.2')
+    ok.destroy()
+  } finally {
+    ;[tls.DEFAULT_MIN_VERSION, tls.DEFAULT_MAX_VERSION] = saved
+  }
+})

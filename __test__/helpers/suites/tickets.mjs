@@ -6,7 +6,10 @@
 // Shared by __test__/unit/tickets.spec.mjs and __test__/kernel/tickets.spec.mjs.
 import { randomBytes } from 'node:crypto'
 import tls from 'node:tls'
+import net from 'node:net'
 import { getCerts } from '../certs.mjs'
+import { onCleanup, track } from '../cleanup.mjs'
+import { listen, closeServer } from '../peers.mjs'
 import { onceEvent } from '../stream.mjs'
 import { ktls } from '../ktls.mjs'
 import { HOST, startKtlsServer, startNodeServer } from '../tls.mjs'
@@ -139,5 +142,103 @@ export function clientSessionsSuite(env) {
     t.true((await ktlsVisit(port, { session: first.session, secureContext })).resumed)
     const secureContext2 = ktls.createSecureContext({ ca: getCerts().ca.cert })
     t.false((await ktlsVisit(port, { session: first.session, secureContext: secureContext2 })).resumed, 'a TLS 1.3 ticket resumes once')
+  })
+}
+
+/** A TCP relay to `port` that keeps each connection's first record (the ClientHello). */
+async function helloRecorder(port) {
+  const hellos = []
+  const relay = net.createServer((client) => {
+    const upstream = net.connect(port, HOST)
+    let first = Buffer.alloc(0)
+    client.on('data', (d) => {
+      if (first && (first = Buffer.concat([first, d])).length >= 5 && first.length >= 5 + first.readUInt16BE(3)) {
+        hellos.push(first.subarray(0, 5 + first.readUInt16BE(3)))
+        first = null
+      }
+      upstream.write(d)
+    })
+    upstream.pipe(client)
+    client.on('end', () => upstream.end())
+    for (const s of [client, upstream]) s.on('error', () => {}).on('close', () => { client.destroy(); upstream.destroy() })
+  })
+  const relayPort = await listen(relay)
+  onCleanup(() => closeServer(relay))
+  return { port: relayPort, hellos }
+}
+
+/** The ticket a ClientHello presents: TLS 1.3's first PSK identity, or TLS 1.2's SessionTicket. */
+function presentedTicket(record) {
+  let at = 5 + 4 + 2 + 32 // record header, handshake header, version, random
+  at += 1 + record[at] // session id
+  at += 2 + record.readUInt16BE(at) // cipher suites
+  at += 1 + record[at] // compression
+  const end = at + 2 + record.readUInt16BE(at)
+  for (at += 2; at < end; ) {
+    const type = record.readUInt16BE(at)
+    const len = record.readUInt16BE(at + 2)
+    const data = record.subarray(at + 4, at + 4 + len)
+    if (type === 41) return data.subarray(4, 4 + data.readUInt16BE(2)) // identities<2>: identity<2> ...
+    if (type === 35 && len > 0) return data
+    at += 4 + len
+  }
+  return undefined
+}
+
+/** getTLSTicket(), as node:tls: the ticket of each session, the one a resumption presents. */
+export function tlsTicketSuite(env) {
+  const certs = getCerts()
+  const servers = {
+    ktls: (maxVersion) => startKtlsServer({ maxVersion }, (s) => s.end('x')),
+    'node:tls': (maxVersion) => startNodeServer({ maxVersion }, (s) => s.end('x')),
+  }
+  for (const [name, start] of Object.entries(servers)) {
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2']) {
+      env.test(env.title(`${maxVersion}, ${name} server: getTLSTicket() is each 'session''s ticket, the very one a resumption presents`), async (t) => {
+        const srv = await start(maxVersion)
+        const relay = await helloRecorder(srv.port)
+        const visit = async (session) => {
+          const c = track(ktls.connect({ host: HOST, port: relay.port, servername: 'localhost', ca: certs.ca.cert, maxVersion, session }))
+          const seen = []
+          c.on('session', (token) => seen.push({ token, ticket: c.getTLSTicket() }))
+          t.is(c.getTLSTicket(), undefined, 'nothing before the handshake')
+          let atEnd
+          c.once('end', () => (atEnd = c.getTLSTicket()))
+          c.resume()
+          await onceEvent(c, 'end', { timeout: env.ms(10000) }) // TLS 1.3 tickets follow the handshake
+          return { c, seen, atEnd, hello: relay.hellos.at(-1) }
+        }
+        const first = await visit()
+        t.true(first.seen.length >= 1)
+        for (const { ticket } of first.seen) t.true(Buffer.isBuffer(ticket) && ticket.length > 0)
+        t.is(new Set(first.seen.map(({ ticket }) => ticket.toString('hex'))).size, first.seen.length, 'each session its own ticket')
+        t.deepEqual(first.atEnd, first.seen.at(-1).ticket, 'afterwards: the newest')
+        t.is(presentedTicket(first.hello), undefined, 'a first connection presents none')
+        first.c.destroy()
+        t.is(first.c.getTLSTicket(), null, 'null once destroyed, as node:tls')
+
+        const { token, ticket } = first.seen.at(-1)
+        const again = await visit(token)
+        t.true(again.c.isSessionReused())
+        t.deepEqual(presentedTicket(again.hello), ticket, 'the ClientHello presents the ticket reported')
+        t.deepEqual(again.atEnd, again.seen.at(-1)?.ticket ?? ticket, 'a resumed connection: its newest session, else the one it resumed')
+        again.c.destroy()
+      })
+    }
+  }
+
+  env.test(env.title("a server's getTLSTicket() is undefined, as node:tls's"), async (t) => {
+    const theirs = []
+    const srv = await startKtlsServer({}, (s) => theirs.push(s))
+    const client = track(tls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: certs.ca.cert }))
+    await onceEvent(client, 'secureConnect', { timeout: env.ms(10000) })
+    const ours = await srv.nextSocket()
+    t.is(ours.getTLSTicket(), undefined)
+    const nodeServer = await startNodeServer()
+    const c2 = track(tls.connect({ host: HOST, port: nodeServer.port, servername: 'localhost', ca: certs.ca.cert }))
+    await onceEvent(c2, 'secureConnect', { timeout: env.ms(10000) })
+    t.is((await nodeServer.nextPeer()).getTLSTicket(), undefined)
+    client.destroy()
+    c2.destroy()
   })
 }

@@ -52,7 +52,7 @@ pub use sendfile::{FileSend, Sent};
 #[doc(hidden)]
 pub use session::bytes_to_record_end;
 pub use session::{HandshakeInfo, Session};
-pub use sessions::SessionToken;
+pub use sessions::{session_ticket, SessionToken};
 pub use stream::{StreamSession, StreamState};
 pub use tickets::{TicketKeys, DEFAULT_SESSION_TIMEOUT, TICKET_KEYS_LEN};
 pub use wiping_alloc::WipingAllocator;

@@ -20,7 +20,7 @@ use crate::hello::{named_http_request, peek_client_hello, Hello};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 use crate::record::{self, ControlRecords};
-use crate::sessions::{collecting, SessionToken};
+use crate::sessions::{collecting, SessionToken, SessionsSeen};
 use crate::sys;
 
 /// What the handshake negotiated, captured before conversion because the
@@ -95,6 +95,8 @@ pub struct Session {
     /// Client: sessions rustls stored since `take_new_sessions`, and the newest.
     new_sessions: Vec<SessionToken>,
     latest_session: Option<SessionToken>,
+    /// The sessions the ClientHello offered (a TLS 1.3 ticket, a TLS 1.2 session).
+    offered: SessionsSeen,
     /// Offload TLS 1.3 only where the kernel can follow KeyUpdates.
     require_rekey: bool,
     /// The largest plaintext per record we send (`setMaxSendFragment`).
@@ -125,8 +127,11 @@ impl Session {
         if let Some(token) = resume {
             context.sessions.import(&name, token);
         }
-        let conn = UnbufferedClientConnection::new(context.config.clone(), name)?;
-        let mut session = Self::new(fd, Tls::Client(conn), mode);
+        // rustls writes the ClientHello here, taking the session it offers.
+        let (conn, offered) =
+            collecting(|| UnbufferedClientConnection::new(context.config.clone(), name));
+        let mut session = Self::new(fd, Tls::Client(conn?), mode);
+        session.note_sessions(offered);
         session.info.server_name = Some(server_name.to_owned());
         session.captured.our_sigalgs = context.sigalgs.clone();
         session.client = Some(context);
@@ -184,6 +189,7 @@ impl Session {
             require_rekey: false,
             new_sessions: Vec::new(),
             latest_session: None,
+            offered: SessionsSeen::default(),
             max_fragment: None,
             state,
             bufs: Buffers::default(),
@@ -411,11 +417,25 @@ impl Session {
         self.latest_session
     }
 
-    fn note_sessions(&mut self, stored: Vec<SessionToken>) {
-        if let Some(last) = stored.last() {
-            self.latest_session = Some(*last);
-            self.new_sessions.extend(stored);
+    /// Client: the session a resumed handshake resumed (its ticket is
+    /// `getTLSTicket()`'s until a new one comes).
+    pub fn resumed_session(&self) -> Option<SessionToken> {
+        if !self.info.resumed {
+            return None;
         }
+        match self.info.protocol.as_str() {
+            "TLSv1.2" => self.offered.offered_tls12,
+            _ => self.offered.offered_tls13,
+        }
+    }
+
+    fn note_sessions(&mut self, seen: SessionsSeen) {
+        if let Some(last) = seen.stored.last() {
+            self.latest_session = Some(*last);
+            self.new_sessions.extend(seen.stored);
+        }
+        self.offered.offered_tls13 = seen.offered_tls13.or(self.offered.offered_tls13);
+        self.offered.offered_tls12 = seen.offered_tls12.or(self.offered.offered_tls12);
     }
 
     fn read_records(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {

@@ -29,6 +29,9 @@ enum Stored {
 #[derive(Default)]
 struct Registry {
     values: HashMap<SessionToken, Stored>,
+    /// Each session's ticket (`getTLSTicket()`), kept after a resumption
+    /// has used the value, until the token is forgotten.
+    tickets: HashMap<SessionToken, Vec<u8>>,
     order: VecDeque<SessionToken>,
 }
 
@@ -38,12 +41,58 @@ impl Registry {
         if self.order.len() >= REMEMBERED {
             if let Some(old) = self.order.pop_front() {
                 self.values.remove(&old);
+                self.tickets.remove(&old);
             }
+        }
+        let ticket = match &value {
+            Stored::Tls13(value) => ticket_shown_by(value),
+            Stored::Tls12(value) => ticket_shown_by(value),
+        };
+        if let Some(ticket) = ticket {
+            self.tickets.insert(token, ticket);
         }
         self.values.insert(token, value);
         self.order.push_back(token);
         token
     }
+}
+
+/// node:tls's `getTLSTicket()` for the session `token` names.
+pub fn session_ticket(token: &[u8]) -> Option<Vec<u8>> {
+    let token = SessionToken::try_from(token).ok()?;
+    registry().tickets.get(&token).cloned()
+}
+
+/// A session value's ticket. rustls has no accessor for it; its `Debug`
+/// shows it (`ticket: <hex>`, before the certificates, where formatting is
+/// cut short). A change there fails the tests that compare the ticket with
+/// the one on the wire (`suites/tickets.mjs`).
+fn ticket_shown_by(value: &dyn fmt::Debug) -> Option<Vec<u8>> {
+    /// Keeps what is formatted until the ticket's hex has ended.
+    struct UpToTicket(String);
+    const FIELD: &str = "ticket: ";
+    impl fmt::Write for UpToTicket {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.push_str(s);
+            let Some(at) = self.0.find(FIELD) else {
+                return Ok(());
+            };
+            let hex = &self.0[at + FIELD.len()..];
+            match hex.find(|c: char| !c.is_ascii_hexdigit()) {
+                Some(_) => Err(fmt::Error), // the ticket is whole: stop here
+                None => Ok(()),
+            }
+        }
+    }
+    let mut shown = UpToTicket(String::new());
+    let _ = fmt::write(&mut shown, format_args!("{value:?}"));
+    let at = shown.0.find(FIELD)? + FIELD.len();
+    let hex = &shown.0[at..];
+    let hex = &hex[..hex.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(hex.len())];
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()
+        .filter(|ticket| !ticket.is_empty())
 }
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -61,24 +110,31 @@ fn new_token() -> SessionToken {
     token
 }
 
-thread_local! {
-    /// Sessions stored during the connection step running on this thread.
-    static NEW_SESSIONS: RefCell<Vec<SessionToken>> = const { RefCell::new(Vec::new()) };
+/// What a client connection step did with sessions.
+#[derive(Debug, Default)]
+pub(crate) struct SessionsSeen {
+    /// Sessions rustls stored (new tickets, a TLS 1.2 session).
+    pub(crate) stored: Vec<SessionToken>,
+    /// The TLS 1.3 ticket and the TLS 1.2 session offered in a ClientHello.
+    pub(crate) offered_tls13: Option<SessionToken>,
+    pub(crate) offered_tls12: Option<SessionToken>,
 }
 
-/// Runs one step of a client connection (rustls stores sessions inside its
-/// processing, on this thread) and returns what it stored.
-pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<SessionToken>) {
-    NEW_SESSIONS.with(|s| s.borrow_mut().clear());
+thread_local! {
+    /// What the connection step running on this thread did with sessions.
+    static SEEN: RefCell<SessionsSeen> = RefCell::new(SessionsSeen::default());
+}
+
+/// Runs one step of a client connection (rustls stores and takes sessions
+/// inside its processing, on this thread) and returns what it did.
+pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, SessionsSeen) {
+    SEEN.with(|s| *s.borrow_mut() = SessionsSeen::default());
     let out = f();
-    (
-        out,
-        NEW_SESSIONS.with(|s| std::mem::take(&mut *s.borrow_mut())),
-    )
+    (out, SEEN.with(|s| std::mem::take(&mut *s.borrow_mut())))
 }
 
 fn announce(token: SessionToken) {
-    NEW_SESSIONS.with(|s| s.borrow_mut().push(token));
+    SEEN.with(|s| s.borrow_mut().stored.push(token));
 }
 
 /// A client context's session store: rustls's choices, with every session
@@ -149,11 +205,10 @@ impl ClientSessionStore for TokenStore {
     }
 
     fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        self.tls12
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(server_name)
-            .map(|(_, value)| value.clone())
+        let tls12 = self.tls12.lock().unwrap_or_else(|e| e.into_inner());
+        let (token, value) = tls12.get(server_name)?;
+        SEEN.with(|s| s.borrow_mut().offered_tls12 = Some(*token));
+        Some(value.clone())
     }
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
@@ -187,6 +242,7 @@ impl ClientSessionStore for TokenStore {
         let mut registry = registry();
         while let Some(token) = tickets.pop_back() {
             if let Some(Stored::Tls13(value)) = registry.values.remove(&token) {
+                SEEN.with(|s| s.borrow_mut().offered_tls13 = Some(token));
                 return Some(value);
             }
         }

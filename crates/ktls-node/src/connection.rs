@@ -264,6 +264,12 @@ impl Connection {
         Ok(self.session()?.latest_session().map(|t| t.to_vec().into()))
     }
 
+    /// Client: the session a resumed handshake resumed, if it did.
+    #[napi]
+    pub fn resumed_session(&mut self) -> napi::Result<Option<Buffer>, String> {
+        Ok(self.session()?.resumed_session().map(|t| t.to_vec().into()))
+    }
+
     /// node:tls's `setMaxSendFragment(size)`: true when applied.
     #[napi]
     pub fn set_max_send_fragment(&mut self, size: u32) -> napi::Result<bool, String> {

@@ -12,6 +12,7 @@ mod reactor;
 mod sendfile;
 mod stream;
 
+use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 
 /// Freed blocks are wiped: no copy of a key outlives its allocation.
@@ -23,6 +24,12 @@ pub(crate) fn to_js_error(err: ktls_core::Error) -> napi::Error<String> {
 }
 
 /// The suite order used when `ciphers` is not given.
+/// The ticket of the session a token (from `'session'`/`getSession()`) names.
+#[napi]
+pub fn session_ticket(token: BufferSlice) -> Option<Buffer> {
+    ktls_core::session_ticket(&token).map(Buffer::from)
+}
+
 #[napi]
 pub fn default_ciphers() -> &'static str {
     ktls_core::DEFAULT_CIPHERS
