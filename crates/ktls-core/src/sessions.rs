@@ -88,7 +88,9 @@ fn ticket_shown_by(value: &dyn fmt::Debug) -> Option<Vec<u8>> {
     let _ = fmt::write(&mut shown, format_args!("{value:?}"));
     let at = shown.0.find(FIELD)? + FIELD.len();
     let hex = &shown.0[at..];
-    let hex = &hex[..hex.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(hex.len())];
+    let hex = &hex[..hex
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .unwrap_or(hex.len())];
     (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
         .collect::<Option<Vec<u8>>>()
