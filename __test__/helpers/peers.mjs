@@ -134,12 +134,12 @@ function wrap(proc, label) {
  * quiet (default true), naccept (default 1), numTickets, msg (print protocol
  * messages, e.g. ">>> TLS 1.3, Handshake [length 0005], KeyUpdate"),
  * unbuffered (run under `stdbuf -o0` so diagnostics reach stdout at once),
- * args (extra argv).
+ * version ('tls1_3' by default, or 'tls1_2'), args (extra argv).
  * Resolves { port, stdin, stdout, stderr(), exited, kill() } once listening.
  */
 export async function startOpensslServer(opts) {
-  const { cert, key, ciphersuites, alpn, quiet = true, naccept = 1, numTickets, msg = false, unbuffered = false, args = [] } = opts
-  const argv = ['s_server', '-tls1_3', '-accept', '127.0.0.1:0', '-cert', cert, '-key', key]
+  const { cert, key, ciphersuites, alpn, quiet = true, naccept = 1, numTickets, msg = false, unbuffered = false, version = 'tls1_3', args = [] } = opts
+  const argv = ['s_server', `-${version}`, '-accept', '127.0.0.1:0', '-cert', cert, '-key', key]
   if (ciphersuites) argv.push('-ciphersuites', ciphersuites)
   if (alpn) argv.push('-alpn', alpn.join(','))
   if (quiet) argv.push('-quiet')
@@ -164,11 +164,11 @@ export async function startOpensslServer(opts) {
 /**
  * Starts `openssl s_client` connecting to 127.0.0.1:port.
  * opts: port, host, servername (default 'localhost'), ciphersuites, alpn,
- * caFile, quiet (default true), args.
+ * caFile, quiet (default true), version ('tls1_3' by default, or 'tls1_2'), args.
  */
 export function startOpensslClient(opts) {
-  const { port, host = '127.0.0.1', servername = 'localhost', ciphersuites, alpn, caFile, quiet = true, args = [] } = opts
-  const argv = ['s_client', '-tls1_3', '-connect', `${host}:${port}`]
+  const { port, host = '127.0.0.1', servername = 'localhost', ciphersuites, alpn, caFile, quiet = true, version = 'tls1_3', args = [] } = opts
+  const argv = ['s_client', `-${version}`, '-connect', `${host}:${port}`]
   if (servername) argv.push('-servername', servername)
   else argv.push('-noservername')
   if (ciphersuites) argv.push('-ciphersuites', ciphersuites)

@@ -2,10 +2,11 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { clientSessionsSuite, ticketsSuite, tlsTicketSuite } from '../helpers/suites/tickets.mjs'
+import { clientSessionsSuite, opensslSessionsSuite, ticketsSuite, tlsTicketSuite } from '../helpers/suites/tickets.mjs'
 
 test.after.always(cleanupAll)
 
 ticketsSuite(tlsEnv('unit'))
 clientSessionsSuite(tlsEnv('unit'))
 tlsTicketSuite(tlsEnv('unit'))
+opensslSessionsSuite(tlsEnv('unit'))

@@ -9,7 +9,10 @@ import tls from 'node:tls'
 import net from 'node:net'
 import { getCerts } from '../certs.mjs'
 import { onCleanup, track } from '../cleanup.mjs'
-import { listen, closeServer } from '../peers.mjs'
+import { listen, closeServer, startOpensslClient, startOpensslServer } from '../peers.mjs'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { onceEvent } from '../stream.mjs'
 import { ktls } from '../ktls.mjs'
 import { HOST, startKtlsServer, startNodeServer } from '../tls.mjs'
@@ -241,4 +244,48 @@ export function tlsTicketSuite(env) {
     client.destroy()
     c2.destroy()
   })
+}
+
+/** Resumption with OpenSSL at the other end, both ways, resumed connections offloaded like full ones. */
+export function opensslSessionsSuite(env) {
+  const certs = getCerts()
+  for (const version of ['tls1_3', 'tls1_2']) {
+    env.test(env.title(`${version}: openssl s_client resumes with a ktls server (-sess_out, -sess_in)`), async (t) => {
+      const srv = await startKtlsServer({}, (s) => s.end('x'))
+      const dir = mkdtempSync(join(tmpdir(), 'ktls-sess-'))
+      onCleanup(() => rmSync(dir, { recursive: true, force: true }))
+      const file = join(dir, 'session.pem')
+      for (const args of [['-sess_out', file], ['-sess_in', file]]) {
+        const client = startOpensslClient({ port: srv.port, caFile: certs.ca.certPath, version, args })
+        client.stdin.end()
+        // The server's answer then close_notify: s_client has read its tickets and saved the session.
+        await client.exited
+      }
+      const [first, second] = [await srv.nextSocket(), await srv.nextSocket()]
+      env.assertPath(t, second)
+      t.deepEqual([first.isSessionReused(), second.isSessionReused()], [false, true])
+    })
+
+    env.test(env.title(`${version}: a ktls client resumes with openssl s_server`), async (t) => {
+      const server = await startOpensslServer({ cert: certs.server.certPath, key: certs.server.keyPath, version, naccept: 2 })
+      const secureContext = ktls.createSecureContext({ ca: certs.ca.cert })
+      const visit = async () => {
+        const c = track(ktls.connect({ host: HOST, port: server.port, servername: 'localhost', secureContext }))
+        c.on('error', () => {})
+        const session = onceEvent(c, 'session', { timeout: env.ms(10000) })
+        await onceEvent(c, 'secureConnect', { timeout: env.ms(10000) })
+        c.resume()
+        await session // a TLS 1.3 ticket comes after the handshake
+        return c
+      }
+      const first = await visit()
+      t.false(first.isSessionReused())
+      first.destroy()
+      const second = await visit()
+      env.assertPath(t, second)
+      t.true(second.isSessionReused())
+      second.destroy()
+      await server.kill()
+    })
+  }
 }
