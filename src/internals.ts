@@ -220,3 +220,32 @@ export function acceptHandles(server: net.Server, accept: (handle: StreamHandle)
     }
   })
 }
+
+let lastWriteQueueSize: symbol | null | undefined
+
+/**
+ * An idle timeout as node:tls times out: net.Socket puts 'timeout' off for
+ * as long as its libuv handle's write queue keeps shrinking, so a peer that
+ * reads a few bytes a minute holds an offloaded connection for ever; node:tls's
+ * handle reports no queue, so a write in progress puts it off once, no more.
+ * Installs that rule as `proto`'s `_onTimeout`.
+ */
+export function timeOutAsTlsSocketsDo(proto: object): void {
+  Object.defineProperty(proto, '_onTimeout', {
+    configurable: true,
+    writable: true,
+    value: function onTimeout(this: net.Socket) {
+      const self = this as unknown as Record<symbol, number> & { _handle: unknown; _unrefTimer(): void }
+      // net.js's kLastWriteQueueSize: the size of the last write libuv had to queue.
+      if (lastWriteQueueSize === undefined) {
+        lastWriteQueueSize = Object.getOwnPropertySymbols(this).find((s) => s.description === 'lastWriteQueueSize') ?? null
+      }
+      if (lastWriteQueueSize && self[lastWriteQueueSize] > 0 && self._handle) {
+        self[lastWriteQueueSize] = 0
+        self._unrefTimer()
+        return
+      }
+      this.emit('timeout')
+    },
+  })
+}

@@ -25,6 +25,7 @@ import {
   lookUpAddressesThrough,
   moveHandle,
   reopenAfterReadError,
+  timeOutAsTlsSocketsDo,
   touchTimer,
   type StreamHandle,
 } from './internals'
@@ -1325,6 +1326,7 @@ export class KtlsSocket extends net.Socket {
 }
 
 lookUpAddressesThrough(KtlsSocket.prototype, (socket) => (socket as KtlsSocket)['hiddenHandle']())
+timeOutAsTlsSocketsDo(KtlsSocket.prototype)
 // net.Socket's (deprecated) name for the bytes waiting to be written; its
 // own getter answers only while `_handle` is set.
 Object.defineProperty(KtlsSocket.prototype, 'bufferSize', {

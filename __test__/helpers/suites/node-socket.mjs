@@ -171,6 +171,39 @@ export function nodeSocketSuite(env) {
     await srv.close()
   })
 
+  env.test(env.title('setTimeout fires on a server socket whose peer reads too slowly for its write to finish, as on a node:tls server'), async (t) => {
+    const idleMs = env.ms(600, 1500)
+    const start = { ktls: startKtlsServer, 'node:tls': startNodeServer }
+    const firedAfter = {}
+    for (const [name, startServer] of Object.entries(start)) {
+      let wrote
+      const timedOut = new Promise((resolve) => {
+        void startServer({}, (s) => {
+          if (name === 'ktls') env.assertPath(t, s)
+          s.setTimeout(idleMs, () => {
+            resolve(Date.now() - wrote)
+            s.destroy()
+          })
+          // One write the peer takes many timeouts to read.
+          wrote = Date.now()
+          s.write(Buffer.alloc(64 * MiB))
+        }).then((srv) => {
+          const c = track(tls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: getCerts().ca.cert, highWaterMark: 256 * 1024 }))
+          c.on('error', () => {})
+          c.pause()
+          // A steady trickle (at most 5 MB/s): the write creeps out in every
+          // period, so libuv's write queue never stands still.
+          const sip = setInterval(() => c.read(), 50)
+          c.once('close', () => clearInterval(sip))
+          onCleanup(() => clearInterval(sip))
+        })
+      })
+      firedAfter[name] = await withTimeout(timedOut, idleMs * 8, `${name} server's 'timeout'`)
+    }
+    // node:tls puts a timeout off once for a write in progress, never more.
+    t.true(firedAfter.ktls <= idleMs * 3 + env.ms(500, 3000), JSON.stringify(firedAfter))
+  })
+
   env.test(env.title('end() on a socket nobody reads closes once the peer ends too, as a net.Socket'), async (t) => {
     const srv = await startNodeServer()
     const c = await ktlsConnect({ port: srv.port })
