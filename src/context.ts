@@ -83,14 +83,29 @@ export class SecureContext {
   /** One set for every server configuration of this context (one per client-auth choice). */
   private ticketKeys: Buffer
 
-  readonly options: SecureContextOptions
+  options: SecureContextOptions
+  /** node:tls's `secureContext.context`: the part of OpenSSL's context applications reach into. */
+  readonly context: { addCACert(ca: Pem): void }
 
   constructor(options: SecureContextOptions) {
+    this.context = { addCACert: (ca) => this.addCACert(ca) }
     checkEngines(options)
     this.options = withPfx(options)
     const given = options.ticketKeys
     if (given !== undefined && given !== null) checkTicketKeys(given, 'options.ticketKeys')
     this.ticketKeys = given ? Buffer.from(given) : randomBytes(TICKET_KEYS_LEN)
+  }
+
+  /**
+   * Trusts `ca` too, beside what the context trusted (Node's root store when
+   * it was given no `ca`): for connections made from now on.
+   */
+  private addCACert(ca: Pem): void {
+    if (typeof ca !== 'string' && !ArrayBuffer.isView(ca)) throw invalidArgType('ca', 'of type string or an instance of Buffer, TypedArray, or DataView', ca)
+    const trusted = trustAnchors(this.options.ca) ?? tls.rootCertificates.map(toBuffer)
+    this.options = { ...this.options, ca: [...trusted, toBuffer(ca)] }
+    this.client = undefined
+    this.servers.clear()
   }
 
   /** server.getTicketKeys(). */

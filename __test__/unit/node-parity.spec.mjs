@@ -520,3 +520,21 @@ test.serial('tls.DEFAULT_MAX_VERSION and DEFAULT_MIN_VERSION apply where no vers
     ;[tls.DEFAULT_MIN_VERSION, tls.DEFAULT_MAX_VERSION] = saved
   }
 })
+
+test('secureContext.context.addCACert() trusts one more CA for later connections, as node:tls', async (t) => {
+  const srv = await startKtlsServer()
+  const outcome = async (lib) => {
+    const secureContext = lib.createSecureContext({})
+    const attempt = () => new Promise((resolve) => {
+      const c = track(lib.connect({ port: srv.port, host: HOST, servername: 'localhost', secureContext }))
+      c.once('secureConnect', () => resolve(c.authorized))
+      c.once('error', (err) => resolve(err.code))
+    })
+    const before = await attempt()
+    secureContext.context.addCACert(certs.ca.cert)
+    return [before, await attempt()]
+  }
+  const [ours, theirs] = [await outcome(ktls), await outcome(tls)]
+  t.deepEqual(ours, theirs)
+  t.is(ours[1], true)
+})
