@@ -1328,10 +1328,10 @@ export class KtlsSocket extends net.Socket {
 lookUpAddressesThrough(KtlsSocket.prototype, (socket) => (socket as KtlsSocket)['hiddenHandle']())
 timeOutAsTlsSocketsDo(KtlsSocket.prototype)
 // net.Socket's (deprecated) name for the bytes waiting to be written; its
-// own getter answers only while `_handle` is set.
+// own getter answers only while `_handle` is set: undefined once destroyed.
 Object.defineProperty(KtlsSocket.prototype, 'bufferSize', {
   get(this: KtlsSocket) {
-    return this.writableLength
+    return this.destroyed ? undefined : this.writableLength
   },
   configurable: true,
 })

@@ -225,7 +225,7 @@ test('bad arguments throw what node:tls throws: TypeError or RangeError, with th
   t.throws(() => ktls.connect({ port: 1, handshakeTimeout: -1 }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
 })
 
-test('a write bigger than the high-water mark returns false and counts in bufferSize until it completes, as node:tls', async (t) => {
+test('a write bigger than the high-water mark returns false and counts in bufferSize until it completes; undefined once destroyed, as node:tls', async (t) => {
   const srv = await startKtlsServer({}, (s) => s.resume())
   const node = tls.createServer({ key: certs.server.key, cert: certs.server.cert }, (s) => s.resume())
   const port = await listen(node)
@@ -237,8 +237,10 @@ test('a write bigger than the high-water mark returns false and counts in buffer
     await done
     results.push({ drained: sock.bufferSize })
     sock.destroy()
+    results.push({ destroyed: sock.bufferSize })
   }
-  t.deepEqual(results.slice(0, 2), results.slice(2))
+  t.deepEqual(results.slice(0, 3), results.slice(3))
+  t.deepEqual(results[2], { destroyed: undefined })
   t.deepEqual(results[0], { returned: false, bufferSize: true })
   await closeServer(node)
   await srv.close()
