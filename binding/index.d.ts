@@ -269,11 +269,14 @@ export interface HandshakeInfo {
   resumed: boolean
   /** The key exchange group ("X25519", "secp256r1", "secp384r1", ...). */
   keyExchangeGroup?: string
-  /** The verify_data of the Finished this side sent, and of the peer's. */
-  finished?: Buffer
-  peerFinished?: Buffer
-  /** node:tls's `getSharedSigalgs()`. */
-  sharedSigalgs: Array<string>
+  /**
+   * The verify_data of the Finished this side sent, and of the peer's,
+   * in hex: a string costs the heap less than a Buffer per connection.
+   */
+  finished?: string
+  peerFinished?: string
+  /** node:tls's `getSharedSigalgs()`, joined with ':' (one string, split when asked). */
+  sharedSigalgs: string
   /** Whether each direction went to the kernel. */
   offload: Offload
 }

@@ -1189,7 +1189,7 @@ export class KtlsSocket extends net.Socket {
    */
   getFinished(): Buffer | null | undefined {
     if (this.destroyed) return null
-    return this.info?.finished ? Buffer.from(this.info.finished) : undefined
+    return this.info?.finished ? Buffer.from(this.info.finished, 'hex') : undefined
   }
 
   /**
@@ -1201,13 +1201,13 @@ export class KtlsSocket extends net.Socket {
    */
   getSharedSigalgs(): string[] | null {
     if (this.destroyed) return null
-    return this.info ? [...this.info.sharedSigalgs] : []
+    return this.info?.sharedSigalgs ? this.info.sharedSigalgs.split(':') : []
   }
 
   /** The verify_data of the latest Finished message the peer sent (see getFinished()). */
   getPeerFinished(): Buffer | null | undefined {
     if (this.destroyed) return null
-    return this.info?.peerFinished ? Buffer.from(this.info.peerFinished) : undefined
+    return this.info?.peerFinished ? Buffer.from(this.info.peerFinished, 'hex') : undefined
   }
 
   /**

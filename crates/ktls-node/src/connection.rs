@@ -27,11 +27,12 @@ pub struct HandshakeInfo {
     pub resumed: bool,
     /// The key exchange group ("X25519", "secp256r1", "secp384r1", ...).
     pub key_exchange_group: Option<String>,
-    /// The verify_data of the Finished this side sent, and of the peer's.
-    pub finished: Option<Buffer>,
-    pub peer_finished: Option<Buffer>,
-    /// node:tls's `getSharedSigalgs()`.
-    pub shared_sigalgs: Vec<String>,
+    /// The verify_data of the Finished this side sent, and of the peer's,
+    /// in hex: a string costs the heap less than a Buffer per connection.
+    pub finished: Option<String>,
+    pub peer_finished: Option<String>,
+    /// node:tls's `getSharedSigalgs()`, joined with ':' (one string, split when asked).
+    pub shared_sigalgs: String,
     /// Whether each direction went to the kernel.
     pub offload: Offload,
 }
@@ -428,6 +429,10 @@ impl Connection {
 }
 
 /// The core's handshake record, as JavaScript values.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) -> HandshakeInfo {
     HandshakeInfo {
         alpn_protocol: info
@@ -446,9 +451,9 @@ pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) 
         identity: u32::try_from(info.identity).unwrap_or(0),
         resumed: info.resumed,
         key_exchange_group: info.key_exchange_group.clone(),
-        finished: info.finished.clone().map(Buffer::from),
-        peer_finished: info.peer_finished.clone().map(Buffer::from),
-        shared_sigalgs: info.shared_sigalgs.clone(),
+        finished: info.finished.as_deref().map(hex),
+        peer_finished: info.peer_finished.as_deref().map(hex),
+        shared_sigalgs: info.shared_sigalgs.join(":"),
         offload,
     }
 }
