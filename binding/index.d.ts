@@ -20,6 +20,8 @@ export declare class Connection {
   handshake(): HandshakeProgress
   /** The server name the ClientHello asked for, if any. */
   requestedServername(): string | null
+  /** The ALPN protocols the ClientHello offered, if it offered any. */
+  offeredAlpn(): Array<string> | null
   /** Continues a server stopped at `ClientHello` with `context`. */
   acceptWith(context: ServerSecureContext): void
   /**
@@ -142,6 +144,8 @@ export declare class StreamConnection {
   advance(): StreamStep
   /** The server name the ClientHello asked for, if any. */
   requestedServername(): string | null
+  /** The ALPN protocols the ClientHello offered, if it offered any. */
+  offeredAlpn(): Array<string> | null
   /** Continues a server that reported `clientHello` with `context`. */
   acceptWith(context: ServerSecureContext): StreamStep
   /** Seals `chunks` (in order) and returns the records. */

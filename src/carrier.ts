@@ -7,8 +7,8 @@ import { KtlsError, fromNative } from './errors'
 
 /** What the carrier reports to its socket. */
 export interface CarrierEvents {
-  /** A server choosing its context has the ClientHello (see `acceptWith`). */
-  clientHello(servername: string | null): void
+  /** A server choosing its context has the ClientHello: its name and ALPN offer (see `acceptWith`). */
+  clientHello(servername: string | null, protocols: string[] | null): void
   /** The handshake finished. */
   secure(): void
   /** Plaintext arrived; false asks for no more until `resume()`. */
@@ -120,7 +120,7 @@ export class DuplexCarrier {
     }
     this.reportKeylog()
     if (step.output) this.transport.write(step.output)
-    if (step.clientHello) return this.events.clientHello(this.conn.requestedServername() ?? null)
+    if (step.clientHello) return this.events.clientHello(this.conn.requestedServername() ?? null, this.conn.offeredAlpn() ?? null)
     if (step.secure && !this.secure) {
       this.secure = true
       this.events.secure()

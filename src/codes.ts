@@ -129,6 +129,12 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     when: 'a `pfx` encrypted with what Node\'s OpenSSL no longer reads either (RC2, OpenSSL\'s "legacy")',
     fix: 're-export it: `openssl pkcs12 -export` (AES) or with `-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES`',
   },
+  ERR_SSL_NO_APPLICATION_PROTOCOL: {
+    when: 'server: the client offered ALPN protocols and none is the server\'s (`ALPNProtocols`), or its `ALPNCallback` returned undefined; the client gets a no_application_protocol alert',
+    fix: 'offer a protocol both sides speak, or leave ALPN out on one side',
+  },
+  ERR_TLS_ALPN_CALLBACK_WITH_PROTOCOLS: { when: 'a server given both `ALPNCallback` and `ALPNProtocols`', fix: 'give one: the callback chooses among what the client offers' },
+  ERR_TLS_ALPN_CALLBACK_INVALID_RESULT: { when: 'an `ALPNCallback` returned a protocol the client did not offer (`tlsClientError`)', fix: 'return one of `protocols`, or undefined to refuse them all' },
   ERR_MULTIPLE_CALLBACK: { when: 'an `SNICallback` called its callback twice', fix: 'call it once' },
   ERR_SOCKET_CONNECTION_IN_PROGRESS: { when: '`connect()` on a KtlsSocket that already has a connection', fix: 'use a new socket' },
   ERR_SOCKET_CLOSED: { when: 'a call on a socket whose connection is gone', fix: 'check `socket.destroyed` first' },

@@ -108,6 +108,15 @@ export class SecureContext {
     this.servers.clear()
   }
 
+  /**
+   * This context with `other`'s key and certificate (node:tls's
+   * `setKeyCert()`): its other settings and its ticket keys stay.
+   */
+  withKeyCertOf(other: SecureContext): SecureContext {
+    const { key, cert, passphrase } = other.options
+    return new SecureContext({ ...this.options, key, cert, passphrase, pfx: undefined, ticketKeys: this.ticketKeys })
+  }
+
   /** server.getTicketKeys(). */
   getTicketKeys(): Buffer {
     return Buffer.from(this.ticketKeys)
@@ -134,15 +143,18 @@ export class SecureContext {
     return this.client
   }
 
-  serverContext(auth: ClientAuth = {}): ServerSecureContext {
+  /** The server configuration for `auth`; `alpn`: the protocols to offer instead of `ALPNProtocols` (an ALPNCallback's choice). */
+  serverContext(auth: ClientAuth = {}, alpn?: string[]): ServerSecureContext {
     const requestCert = auth.requestCert === true
     // As node:tls: rejectUnauthorized matters only with requestCert, and defaults to true.
     const rejectUnauthorized = requestCert && auth.rejectUnauthorized !== false
-    const key = `${requestCert}/${rejectUnauthorized}`
+    const key = `${requestCert}/${rejectUnauthorized}${alpn ? `/${alpn.join(',')}` : ''}`
     let server = this.servers.get(key)
     if (!server) {
       const sessionTimeout = this.options.sessionTimeout ?? undefined
-      const options = { ...nativeOptions(this.options), requestCert, rejectUnauthorized, ticketKeys: this.ticketKeys, sessionTimeout }
+      const native = nativeOptions(this.options)
+      if (alpn) native.alpnProtocols = alpn.map((protocol) => Buffer.from(protocol))
+      const options = { ...native, requestCert, rejectUnauthorized, ticketKeys: this.ticketKeys, sessionTimeout }
       server = build(() => new binding.ServerSecureContext(options))
       this.servers.set(key, server)
     }

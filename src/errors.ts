@@ -70,6 +70,7 @@ const argumentErrorClass: Record<string, ErrorConstructor> = {
   ERR_TLS_INVALID_PROTOCOL_VERSION: TypeError,
   ERR_TLS_INVALID_PROTOCOL_METHOD: TypeError,
   ERR_TLS_PROTOCOL_VERSION_CONFLICT: TypeError,
+  ERR_TLS_ALPN_CALLBACK_WITH_PROTOCOLS: TypeError,
   ERR_OUT_OF_RANGE: RangeError,
 }
 

@@ -13,10 +13,19 @@ interface Checked {
   maxVersion?: unknown
   handshakeTimeout?: unknown
   SNICallback?: unknown
+  ALPNCallback?: unknown
   recordLimit?: unknown
   key?: unknown
   cert?: unknown
   ca?: unknown
+}
+
+/** A server's: ALPNCallback chooses, so ALPNProtocols cannot (node:tls's rule). */
+export function validateServerOptions(options: Checked): void {
+  validateOptions(options)
+  if (options.ALPNCallback && options.ALPNProtocols) {
+    throw argumentError('ERR_TLS_ALPN_CALLBACK_WITH_PROTOCOLS', 'The ALPNCallback and ALPNProtocols TLS options are mutually exclusive')
+  }
 }
 
 export function validateOptions(options: Checked): void {
@@ -39,6 +48,9 @@ export function validateOptions(options: Checked): void {
   checkPemOption('key', options.key, true)
   if (options.SNICallback != null && typeof options.SNICallback !== 'function') {
     throw argumentError('ERR_INVALID_ARG_TYPE', 'The "options.SNICallback" property must be of type function')
+  }
+  if (options.ALPNCallback != null && typeof options.ALPNCallback !== 'function') {
+    throw invalidArgType('options.ALPNCallback', 'of type function', options.ALPNCallback)
   }
   const limit = options.recordLimit
   if (limit != null) {

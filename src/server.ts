@@ -5,7 +5,7 @@ import { acceptHandles, countAsConnection } from './internals'
 import { callable } from './callable'
 import { SecureContext, checkTicketKeys, contextFor, createSecureContext, hasCredentials, type SecureContextOptions } from './context'
 import { KtlsError } from './errors'
-import { validateOptions } from './options'
+import { validateServerOptions } from './options'
 
 export interface ServerOptions
   extends Omit<KtlsSocketOptions, 'isServer' | 'server'>,
@@ -23,7 +23,7 @@ class TlsServer extends net.Server {
     // What net.Server would make of these stays the user's to read; the TCP
     // sockets it makes are paused and half-open all the same (acceptHandles).
     super(options)
-    validateOptions(options)
+    validateServerOptions(options)
     this.tlsOptions = options
     this.secureContext = contextFor(options)
     // Throws now on a bad key or cert (a benchmark-only raw server has none).

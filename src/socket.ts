@@ -5,13 +5,13 @@
 // connection, rustls carries the records in userspace behind the same class.
 import * as net from 'node:net'
 import * as tls from 'node:tls'
-import { X509Certificate } from 'node:crypto'
+import { X509Certificate, randomBytes } from 'node:crypto'
 import { constants as osConstants } from 'node:os'
 import { ControlKind, HandshakeProgress, type Connection, type HandshakeInfo, type ServerSecureContext } from '../binding/index'
 import { AES_GCM_RECORD_LIMIT, KeyUpdates, type KeyUpdateHost } from './keyupdate'
 import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, argumentError, fromNative, invalidArgType, verifyError } from './errors'
-import { SecureContext, contextFor, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
+import { SecureContext, contextFor, createSecureContext, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { DuplexCarrier } from './carrier'
 import { judgeLegacyChain, peerChain, trustAnchors } from './chain'
@@ -49,6 +49,13 @@ export interface KtlsSocketOptions extends SecureContextOptions {
    * the socket's own), or `callback(err)` to refuse the connection.
    */
   SNICallback?: SNICallback | null
+  /**
+   * Server: chooses the ALPN protocol, as node:tls's: called (with the socket
+   * as `this`, after any SNICallback) with the name and the protocols the
+   * client offered; returns one of them, or undefined to refuse them all
+   * (the client gets a no_application_protocol alert). Excludes `ALPNProtocols`.
+   */
+  ALPNCallback?: ALPNCallback | null
   allowHalfOpen?: boolean
   signal?: AbortSignal
   highWaterMark?: number
@@ -79,6 +86,8 @@ export interface KtlsSocketOptions extends SecureContextOptions {
   unencryptedBenchmarkOnly?: boolean
 }
 
+export type ALPNCallback = (this: KtlsSocket, params: { servername: string | false; protocols: string[] }) => string | undefined
+
 export type SNICallback = (servername: string, callback: (err: Error | null, context?: SecureContext) => void) => void
 
 /** Whether each direction is encrypted by the kernel, and why not. */
@@ -99,6 +108,12 @@ export interface KtlsStatus {
 type Engine = 'handshake' | 'libuv' | 'own' | 'carrier' | 'closed'
 
 const READ_SIZE = 64 * 1024
+/**
+ * What a server offers when its ALPNCallback refuses every protocol: no
+ * client asks for it (random per process), so rustls ends the handshake
+ * with the no_application_protocol alert node:tls sends.
+ */
+const REFUSE_EVERY_PROTOCOL = `ktls-refuses-${randomBytes(12).toString('hex')}`
 const SMALL_READ = 16 * 1024
 
 // One scratch buffer for every socket: reads are synchronous on this
@@ -291,7 +306,7 @@ export class KtlsSocket extends net.Socket {
     try {
       if (!this.isServer) {
         conn = binding.streamClient(this.context.clientContext(), this.serverName())
-      } else if (this.options.SNICallback) {
+      } else if (this.choosesContext()) {
         conn = binding.streamServerChoosing()
       } else {
         conn = binding.streamServer(this.context.serverContext(this.options))
@@ -302,7 +317,7 @@ export class KtlsSocket extends net.Socket {
     transport.pause()
     const alreadyRead = transport instanceof net.Socket ? drainReadable(transport) : undefined
     const carrier = new DuplexCarrier(transport, conn, {
-      clientHello: (servername) => this.chooseContext(servername, (context) => carrier.acceptWith(context)),
+      clientHello: (servername, protocols) => this.chooseContext(servername, protocols, (context) => carrier.acceptWith(context)),
       secure: () => this.onHandshakeDone(),
       data: (plaintext) => {
         this.ownBytesRead += plaintext.length
@@ -350,8 +365,8 @@ export class KtlsSocket extends net.Socket {
 
   private openConnection(fd: number, reactor: ReturnType<typeof register>['reactor']): Connection {
     const mode = this.options.ktls ?? 'auto'
-    // With an SNICallback the context is chosen once the ClientHello is in.
-    if (this.isServer && this.options.SNICallback) return binding.acceptServerChoosing(fd, mode, reactor, this.token)
+    // With an SNICallback or ALPNCallback the context is chosen once the ClientHello is in.
+    if (this.isServer && this.choosesContext()) return binding.acceptServerChoosing(fd, mode, reactor, this.token)
     if (this.isServer) return binding.acceptServer(this.context.serverContext(this.options), fd, mode, reactor, this.token)
     const servername = this.serverName()
     const session = Buffer.isBuffer(this.options.session) ? this.options.session : undefined
@@ -370,7 +385,7 @@ export class KtlsSocket extends net.Socket {
     if (progress === HandshakeProgress.Done) return this.onHandshakeDone()
     if (progress === HandshakeProgress.ClientHello) {
       const conn = this.conn!
-      return this.chooseContext(conn.requestedServername() ?? null, (context) => {
+      return this.chooseContext(conn.requestedServername() ?? null, conn.offeredAlpn() ?? null, (context) => {
         conn.acceptWith(context)
         this.handshakeStep()
       })
@@ -444,11 +459,17 @@ export class KtlsSocket extends net.Socket {
     }
   }
 
+  /** A server whose configuration waits for the ClientHello. */
+  private choosesContext(): boolean {
+    return Boolean(this.options.SNICallback || this.options.ALPNCallback)
+  }
+
   /**
    * The ClientHello is in: the SNICallback picks the context (as node:tls
-   * calls it only when the client sent a name), then the handshake goes on.
+   * calls it only when the client sent a name), then the ALPNCallback the
+   * protocol (only when the client offered some), then the handshake goes on.
    */
-  private chooseContext(servername: string | null, acceptWith: (context: ServerSecureContext) => void): void {
+  private chooseContext(servername: string | null, protocols: string[] | null, acceptWith: (context: ServerSecureContext) => void): void {
     // Known from here on, 'tlsClientError' included, as node:tls's.
     this.servername = servername ?? false
     let settled = false
@@ -462,8 +483,14 @@ export class KtlsSocket extends net.Socket {
         if (!(context instanceof SecureContext)) return this.fail(argumentError('ERR_INVALID_ARG_TYPE', 'Invalid SNI context'))
         this.context = context
       }
+      let alpn: string[] | undefined
       try {
-        acceptWith(this.context.serverContext(this.options))
+        alpn = this.chooseProtocol(protocols)
+      } catch (e) {
+        return this.fail(e as Error)
+      }
+      try {
+        acceptWith(this.context.serverContext(this.options, alpn))
       } catch (e) {
         this.fail(fromNative(e))
       }
@@ -471,6 +498,32 @@ export class KtlsSocket extends net.Socket {
     const callback = this.options.SNICallback
     if (servername && callback) callback(servername, chosen)
     else chosen(null)
+  }
+
+  /**
+   * The ALPNCallback's answer as the protocols the server will offer: its
+   * choice alone, or for undefined one no client offers, so that rustls
+   * refuses them all with node:tls's alert. undefined: no callback applies.
+   */
+  private chooseProtocol(protocols: string[] | null): string[] | undefined {
+    const callback = this.options.ALPNCallback
+    if (!callback || !protocols) return undefined
+    const selected = callback.call(this, { servername: this.servername, protocols })
+    if (selected === undefined) return [REFUSE_EVERY_PROTOCOL]
+    if (!protocols.includes(selected)) {
+      throw new KtlsError('ERR_TLS_ALPN_CALLBACK_INVALID_RESULT', `ALPN callback returned a value (${String(selected)}) that did not match any of the client's offered protocols (${protocols.join(', ')})`)
+    }
+    return [selected]
+  }
+
+  /**
+   * Server, from its ALPNCallback (or before the handshake): serve this
+   * connection with `context`'s key and certificate, as node:tls's.
+   */
+  setKeyCert(context: SecureContext | SecureContextOptions): void {
+    if (this.destroyed || !this.isServer) return
+    const given = context instanceof SecureContext ? context : createSecureContext(context)
+    this.context = this.context.withKeyCertOf(given)
   }
 
   /** node:tls's 'keylog' is wanted: on the server for its sockets, on a client socket for itself. */

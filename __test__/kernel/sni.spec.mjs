@@ -4,8 +4,9 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { sniSuite } from '../helpers/suites/sni.mjs'
+import { alpnCallbackSuite, sniSuite } from '../helpers/suites/sni.mjs'
 
 test.after.always(cleanupAll)
 
 sniSuite(tlsEnv('kernel'))
+alpnCallbackSuite(tlsEnv('kernel'))

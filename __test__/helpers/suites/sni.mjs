@@ -132,3 +132,83 @@ export function sniSuite(env) {
     t.is(ours.code, theirs.code)
   })
 }
+
+/** A client offering `protocols` to `port`: what it negotiated and saw, or its error's code. */
+async function offer(port, protocols, servername = 'localhost') {
+  const certs = getCerts()
+  const c = track(tls.connect({ port, host: HOST, servername, ca: certs.ca.cert, rejectUnauthorized: false, ALPNProtocols: protocols }))
+  return new Promise((resolve) => {
+    c.once('secureConnect', () => {
+      const seen = { alpn: c.alpnProtocol, leaf: c.getPeerX509Certificate()?.subject }
+      // A clean goodbye: a reset would be one more server error to tell apart.
+      c.end()
+      c.resume()
+      c.once('close', () => resolve(seen))
+    })
+    c.once('error', (err) => resolve({ code: err.code }))
+  })
+}
+
+/** node:tls's ALPNCallback and setKeyCert(): the server chooses the protocol, and may change certificate for it. */
+export function alpnCallbackSuite(env) {
+  const certs = getCerts()
+  // Each server: ktls's and node:tls's with the same options; the client's view must agree.
+  async function both(t, options, run) {
+    const results = []
+    for (const lib of [ktls, tls]) {
+      const errors = []
+      const server = lib.createServer({ key: certs.server.key, cert: certs.server.cert, ...options }, (s) => {
+        if (lib === ktls) env.assertPath(t, s)
+        s.end()
+      })
+      server.on('tlsClientError', (err) => errors.push(err.code))
+      const port = await listen(server)
+      onCleanup(() => closeServer(server))
+      results.push({ client: await run(port), serverErrors: errors })
+      await closeServer(server)
+    }
+    return results
+  }
+
+  env.test(env.title('ALPNCallback picks among the protocols offered, sees the servername, and refuses all with undefined, as node:tls'), async (t) => {
+    const calls = []
+    const ALPNCallback = function ({ servername, protocols }) {
+      calls.push({ servername, protocols, isSocket: this instanceof net.Socket })
+      return protocols.includes('b') ? 'b' : undefined
+    }
+    const [ours, theirs] = await both(t, { ALPNCallback }, async (port) => [await offer(port, ['a', 'b']), await offer(port, ['c'])])
+    t.deepEqual(ours, theirs)
+    t.deepEqual(ours.client[0].alpn, 'b')
+    t.deepEqual(ours.client[1], { code: 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' })
+    t.deepEqual(ours.serverErrors, ['ERR_SSL_NO_APPLICATION_PROTOCOL'])
+    t.deepEqual(calls.slice(0, 2), calls.slice(2))
+    t.deepEqual(calls[0], { servername: 'localhost', protocols: ['a', 'b'], isSocket: true })
+  })
+
+  env.test(env.title('setKeyCert() in the ALPNCallback serves that certificate (an ACME tls-alpn-01 answer), as node:tls'), async (t) => {
+    const ALPNCallback = function ({ protocols }) {
+      if (protocols[0] === 'acme-tls/1') this.setKeyCert({ key: certs.rsa.key, cert: certs.rsa.cert })
+      return protocols[0]
+    }
+    const [ours, theirs] = await both(t, { ALPNCallback }, async (port) => [await offer(port, ['acme-tls/1']), await offer(port, ['http/1.1'])])
+    t.deepEqual(ours, theirs)
+    t.is(ours.client[0].leaf, new X509Certificate(certs.rsa.cert).subject)
+    t.is(ours.client[1].leaf, new X509Certificate(certs.server.cert).subject)
+  })
+
+  env.test("ALPNCallback with ALPNProtocols throws as node:tls; not a function throws at once; a protocol the client did not offer fails the connection", async (t) => {
+    const both = { ALPNCallback: () => 'h2', ALPNProtocols: ['h2'] }
+    const theirs = t.throws(() => tls.createServer({ key: certs.server.key, cert: certs.server.cert, ...both }))
+    const ours = t.throws(() => ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ...both }))
+    t.is(ours.code, theirs.code)
+    t.is(ours.constructor, theirs.constructor)
+    // node:tls finds out at the first connection (an exception nobody can catch); ktls at once.
+    t.throws(() => ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ALPNCallback: 'h2' }), { code: 'ERR_INVALID_ARG_TYPE', instanceOf: TypeError })
+    const srv = await startKtlsServer({ ALPNCallback: () => 'not offered' })
+    const { code } = await offer(srv.port, ['h2'])
+    t.truthy(code, 'the client is refused')
+    const { err } = await srv.nextClientError()
+    t.is(err.code, 'ERR_TLS_ALPN_CALLBACK_INVALID_RESULT')
+    await srv.close()
+  })
+}

@@ -88,6 +88,8 @@ fn tls_code(err: &rustls::Error) -> String {
         rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoSignatureSchemesInCommon) => {
             "ERR_SSL_NO_SHARED_SIGNATURE_ALGORITHMS".into()
         }
+        // A server that shares no ALPN protocol with its client: node:tls's code.
+        rustls::Error::NoApplicationProtocol => "ERR_SSL_NO_APPLICATION_PROTOCOL".into(),
         // Not a TLS record at all (an HTTP answer, a banner): node:tls's code.
         rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
             "ERR_SSL_WRONG_VERSION_NUMBER".into()

@@ -11,8 +11,12 @@ use crate::error::{Error, Result};
 pub(crate) enum Hello {
     /// The ClientHello is not complete yet.
     Incomplete,
-    /// A complete ClientHello, asking for this server name (if any).
-    Complete { server_name: Option<String> },
+    /// A complete ClientHello, asking for this server name and offering
+    /// these ALPN protocols (node:tls's `ALPNCallback` gets them), if any.
+    Complete {
+        server_name: Option<String>,
+        alpn: Option<Vec<String>>,
+    },
 }
 
 /// Parses the ClientHello at the start of `incoming` (a copy is parsed).
@@ -26,9 +30,18 @@ pub(crate) fn peek_client_hello(incoming: &[u8], alert_out: &mut Vec<u8>) -> Res
         }
     }
     match acceptor.accept() {
-        Ok(Some(accepted)) => Ok(Hello::Complete {
-            server_name: accepted.client_hello().server_name().map(str::to_owned),
-        }),
+        Ok(Some(accepted)) => {
+            let hello = accepted.client_hello();
+            Ok(Hello::Complete {
+                server_name: hello.server_name().map(str::to_owned),
+                // As node:tls hands them over: each protocol's bytes as ASCII.
+                alpn: hello.alpn().map(|protocols| {
+                    protocols
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect()
+                }),
+            })
+        }
         Ok(None) => Ok(Hello::Incomplete),
         Err((err, mut alert)) => {
             let _ = alert.write_all(alert_out);

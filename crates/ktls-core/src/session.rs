@@ -84,6 +84,8 @@ pub struct Session {
     close_sent: bool,
     /// What a `server_choosing` connection's ClientHello asked for.
     hello_name: Option<String>,
+    /// The ALPN protocols that ClientHello offered.
+    hello_alpn: Option<Vec<String>>,
     /// A server with `requestCert`: how the client's chain is judged.
     client_check: Option<Arc<ClientChainCheck>>,
     /// Secrets the handshake logged, until it ends.
@@ -174,6 +176,11 @@ impl Session {
         self.hello_name.as_deref()
     }
 
+    /// The ALPN protocols the ClientHello offered (known with the server name).
+    pub fn offered_alpn(&self) -> Option<&[String]> {
+        self.hello_alpn.as_deref()
+    }
+
     fn new(fd: OwnedFd, tls: Tls, mode: KtlsMode) -> Self {
         Self::new_in(fd, State::Handshaking(tls), mode)
     }
@@ -182,6 +189,7 @@ impl Session {
         Self {
             fd,
             hello_name: None,
+            hello_alpn: None,
             client_check: None,
             captured: Captured::default(),
             exporter: None,
@@ -265,8 +273,9 @@ impl Session {
     fn handshake_steps(&mut self) -> Result<Progress> {
         while matches!(self.state, State::AwaitingHello) {
             match peek_client_hello(&self.bufs.incoming, &mut self.bufs.outgoing)? {
-                Hello::Complete { server_name } => {
+                Hello::Complete { server_name, alpn } => {
                     self.hello_name = server_name;
+                    self.hello_alpn = alpn;
                     return Ok(Progress::ClientHello);
                 }
                 Hello::Incomplete if !self.read_handshake_bytes()? => {

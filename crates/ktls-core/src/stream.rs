@@ -33,6 +33,8 @@ pub struct StreamSession {
     /// None while a server waits for the ClientHello to choose its configuration.
     tls: Option<Tls>,
     hello_name: Option<String>,
+    /// The ALPN protocols that ClientHello offered.
+    hello_alpn: Option<Vec<String>>,
     bufs: Buffers,
     client: Option<Arc<ClientContext>>,
     /// A server with `requestCert`: how the client's chain is judged.
@@ -102,10 +104,16 @@ impl StreamSession {
         self.hello_name.as_deref()
     }
 
+    /// The ALPN protocols the ClientHello offered (known with the server name).
+    pub fn offered_alpn(&self) -> Option<&[String]> {
+        self.hello_alpn.as_deref()
+    }
+
     fn new(tls: Option<Tls>) -> Self {
         Self {
             tls,
             hello_name: None,
+            hello_alpn: None,
             bufs: Buffers::default(),
             client: None,
             client_check: None,
@@ -177,8 +185,9 @@ impl StreamSession {
         let Some(tls) = self.tls.as_mut() else {
             // Waiting for the ClientHello: nothing is sent before a context is chosen.
             let hello = peek_client_hello(&self.bufs.incoming, &mut self.bufs.outgoing)?;
-            if let Hello::Complete { server_name } = hello {
+            if let Hello::Complete { server_name, alpn } = hello {
                 self.hello_name = server_name;
+                self.hello_alpn = alpn;
                 return Ok(StreamState {
                     client_hello: true,
                     ..self.state()

@@ -107,6 +107,12 @@ impl StreamConnection {
         Ok(self.session()?.requested_server_name().map(str::to_owned))
     }
 
+    /// The ALPN protocols the ClientHello offered, if it offered any.
+    #[napi]
+    pub fn offered_alpn(&mut self) -> napi::Result<Option<Vec<String>>, String> {
+        Ok(self.session()?.offered_alpn().map(<[String]>::to_vec))
+    }
+
     /// Continues a server that reported `clientHello` with `context`.
     #[napi]
     pub fn accept_with(
