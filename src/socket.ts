@@ -413,10 +413,13 @@ export class KtlsSocket extends net.Socket {
     else if (offloaded) this.useLibuv()
     else this.useOwnLoop()
     this.secure = true
-    // A TLS 1.2 session exists at the handshake's end (as node:tls, 'session' before 'secureConnect').
-    if (!this.isServer) this.pullSessions()
+    // A TLS 1.2 session exists at the handshake's end: getSession() has it in
+    // 'secureConnect', and 'session' follows, as node:tls's.
+    const sessions = this.isServer ? [] : this.takeSessions()
+    if (sessions.length > 0) this.sessionToken = sessions[sessions.length - 1]
     this.emit('secure')
     if (!this.isServer) this.emit('secureConnect')
+    this.emitSessions(sessions)
     this.releaseHeld()
     // A read the stream asked for during the handshake is still owed; else
     // start reading (up to the high-water mark, paused or not, as node:tls)
@@ -698,12 +701,18 @@ export class KtlsSocket extends net.Socket {
    * out as 'session' events, as node:tls's; the newest is getSession()'s.
    */
   private pullSessions(): void {
-    let tokens: Buffer[]
+    this.emitSessions(this.takeSessions())
+  }
+
+  private takeSessions(): Buffer[] {
     try {
-      tokens = this.conn?.takeSessions() ?? []
+      return this.conn?.takeSessions() ?? []
     } catch {
-      return
+      return []
     }
+  }
+
+  private emitSessions(tokens: Buffer[]): void {
     // As node:tls: during each 'session', getSession() is that session.
     for (const token of tokens) {
       this.sessionToken = token

@@ -2,7 +2,7 @@
 import test from 'ava'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 import { tlsEnv } from '../helpers/suites/env.mjs'
-import { clientSessionsSuite, opensslSessionsSuite, ticketsSuite, tlsTicketSuite } from '../helpers/suites/tickets.mjs'
+import { clientSessionsSuite, opensslSessionsSuite, sessionOrderSuite, ticketsSuite, tlsTicketSuite } from '../helpers/suites/tickets.mjs'
 
 test.after.always(cleanupAll)
 
@@ -10,3 +10,4 @@ ticketsSuite(tlsEnv('unit'))
 clientSessionsSuite(tlsEnv('unit'))
 tlsTicketSuite(tlsEnv('unit'))
 opensslSessionsSuite(tlsEnv('unit'))
+sessionOrderSuite(tlsEnv('unit'))

@@ -289,3 +289,28 @@ export function opensslSessionsSuite(env) {
     })
   }
 }
+
+/** The order of a client's 'secureConnect' and 'session', and getSession() in 'secureConnect'. */
+async function sessionOrder(lib, port, maxVersion) {
+  const certs = getCerts()
+  const order = []
+  const c = track(lib.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, maxVersion }))
+  c.on('secureConnect', () => order.push(`secureConnect (getSession: ${Buffer.isBuffer(c.getSession())})`))
+  c.on('session', () => order.push('session'))
+  c.resume()
+  await onceEvent(c, 'close', { timeout: 10000 })
+  return order
+}
+
+export function sessionOrderSuite(env) {
+  for (const maxVersion of ['TLSv1.2', 'TLSv1.3']) {
+    env.test(env.title(`${maxVersion}: 'session' follows 'secureConnect', where getSession() already answers, as node:tls`), async (t) => {
+      const srv = await startNodeServer({ maxVersion }, (s) => s.end('x'))
+      const ours = await sessionOrder(ktls, srv.port, maxVersion)
+      const theirs = await sessionOrder(tls, srv.port, maxVersion)
+      t.deepEqual(ours, theirs)
+      t.is(ours[0], 'secureConnect (getSession: true)')
+      t.true(ours.includes('session'))
+    })
+  }
+}
