@@ -8,9 +8,9 @@ import type { Duplex } from 'node:stream'
 import { KtlsSocket } from './socket'
 import { connect, type ConnectOptions } from './connect'
 import { contextFor, hasCredentials, type SecureContext } from './context'
-import { validateOptions } from './options'
+import { validateOptions, validateServerOptions } from './options'
 import { acceptSecure, type ServerOptions } from './server'
-import { acceptHandles } from './internals'
+import { acceptHandles, shareTicketKeysInCluster } from './internals'
 import { callable } from './callable'
 import type { AcceptedHandle } from './socket'
 
@@ -31,7 +31,7 @@ class KtlsHttpsServer extends http.Server {
 
   constructor(options: HttpsServerOptions = {}, requestListener?: http.RequestListener) {
     super(options, requestListener)
-    validateOptions(options)
+    validateServerOptions(options)
     this.tlsOptions = options
     this.secureContext = httpContext(options)
     // http.Server reads requests from whatever its 'connection' listener gets:
@@ -51,6 +51,16 @@ class KtlsHttpsServer extends http.Server {
     this.secureContext = httpContext(options)
   }
 
+  /** The 48 bytes session tickets are sealed with, as https.Server#getTicketKeys. */
+  getTicketKeys(): Buffer {
+    return this.secureContext.getTicketKeys()
+  }
+
+  /** As https.Server#setTicketKeys: tickets sealed before no longer resume. */
+  setTicketKeys(keys: Buffer | ArrayBufferView): void {
+    this.secureContext.setTicketKeys(keys)
+  }
+
   private upgrade(raw: net.Socket | AcceptedHandle): void {
     const socket = acceptSecure(this, raw, this.tlsOptions, this.secureContext)
     socket?.once('secure', () => {
@@ -59,6 +69,12 @@ class KtlsHttpsServer extends http.Server {
     })
   }
 }
+
+// Cluster workers listening together share their ticket keys, as https.Server's do.
+shareTicketKeysInCluster(KtlsHttpsServer.prototype, {
+  get: (server) => (server as KtlsHttpsServer).getTicketKeys(),
+  set: (server, keys) => (server as KtlsHttpsServer).setTicketKeys(keys),
+})
 
 /**
  * Offers HTTP/1.1 by ALPN unless told otherwise, as https.createServer does;

@@ -249,3 +249,26 @@ export function timeOutAsTlsSocketsDo(proto: object): void {
     },
   })
 }
+
+/**
+ * cluster's hooks for servers that listen together (lib/internal/cluster):
+ * the first worker's `_getServerData()` goes to every later one's
+ * `_setServerData()`. node:tls's servers share their ticket keys that way,
+ * so workers resume each other's sessions with no `ticketKeys` given.
+ */
+export function shareTicketKeysInCluster(proto: object, keys: { get(server: net.Server): Buffer; set(server: net.Server, keys: Buffer): void }): void {
+  Object.defineProperty(proto, '_getServerData', {
+    configurable: true,
+    writable: true,
+    value(this: net.Server) {
+      return { ticketKeys: keys.get(this).toString('hex') }
+    },
+  })
+  Object.defineProperty(proto, '_setServerData', {
+    configurable: true,
+    writable: true,
+    value(this: net.Server, data: { ticketKeys?: string } | null) {
+      if (typeof data?.ticketKeys === 'string') keys.set(this, Buffer.from(data.ticketKeys, 'hex'))
+    },
+  })
+}

@@ -1,7 +1,7 @@
 // createServer: a net.Server whose connections become KtlsSockets.
 import * as net from 'node:net'
 import { KtlsSocket, isAcceptedHandle, type AcceptedHandle, type KtlsSocketOptions, type SNICallback } from './socket'
-import { acceptHandles, countAsConnection } from './internals'
+import { acceptHandles, countAsConnection, shareTicketKeysInCluster } from './internals'
 import { callable } from './callable'
 import { SecureContext, checkTicketKeys, contextFor, createSecureContext, hasCredentials, type SecureContextOptions } from './context'
 import { KtlsError } from './errors'
@@ -96,6 +96,12 @@ class TlsServer extends net.Server {
     socket?.once('secure', () => this.emit('secureConnection', socket))
   }
 }
+
+// Cluster workers listening together share their ticket keys, as node:tls's servers do.
+shareTicketKeysInCluster(TlsServer.prototype, {
+  get: (server) => (server as TlsServer).getTicketKeys(),
+  set: (server, keys) => (server as TlsServer).setTicketKeys(keys),
+})
 
 /**
  * The server side of a connection `server` accepted: a KtlsSocket that

@@ -1,6 +1,7 @@
 // A cluster of two workers sharing one ktls HTTPS port (for clusterSuite in
 // http-suites.mjs). The primary prints {"port":N,"workers":[pid,pid]} once both
-// listen; each answer is {"pid","url","ktls"} from the worker that served it.
+// listen; each answer is {"pid","url","ktls","resumed"} from the worker that served it
+// (no ticketKeys given: cluster shares the first worker's, as with node:tls).
 // Env: KTLS_TEST_KEY, KTLS_TEST_CERT (PEM paths); NODE_CLUSTER_SCHED_POLICY.
 import cluster from 'node:cluster'
 import { readFileSync } from 'node:fs'
@@ -36,7 +37,7 @@ if (cluster.isPrimary) {
     { key: readFileSync(process.env.KTLS_TEST_KEY), cert: readFileSync(process.env.KTLS_TEST_CERT) },
     (req, res) => {
       res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ pid: process.pid, url: req.url, ktls: req.socket.ktls }))
+      res.end(JSON.stringify({ pid: process.pid, url: req.url, ktls: req.socket.ktls, resumed: req.socket.isSessionReused() }))
     },
   )
   // Port 0 in every worker: the primary hands all of them the same port.

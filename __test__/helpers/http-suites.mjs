@@ -885,12 +885,13 @@ export function clusterSuite(env) {
   }
 
   for (const policy of ['rr', 'none']) {
-    env.test(`two cluster workers share one ktls HTTPS port (NODE_CLUSTER_SCHED_POLICY=${policy})`, async (t) => {
+    env.test(`two cluster workers share one ktls HTTPS port and resume each other's sessions (NODE_CLUSTER_SCHED_POLICY=${policy})`, async (t) => {
       t.timeout(env.ms(60000))
       const cluster = await startCluster(t, policy)
       t.is(cluster.workers.length, 2)
       const agent = ktlsAgent({ keepAlive: false })
       const answers = []
+      const resumed = []
       for (let i = 0; i < 12; i++) {
         const { res, body } = await request(`https://${HOST}:${cluster.port}/c${i}`, { agent })
         t.is(res.statusCode, 200)
@@ -899,7 +900,11 @@ export function clusterSuite(env) {
         t.true(cluster.workers.includes(got.pid), `answered by a worker (${got.pid})`)
         env.expectOffload(t, got.ktls, `worker ${got.pid}`)
         answers.push(got.pid)
+        resumed.push(got.resumed)
       }
+      // No ticketKeys given: cluster hands every worker the first one's (node:tls's
+      // _getServerData/_setServerData), so a ticket from one resumes at the other.
+      t.deepEqual(resumed, [false, ...Array(11).fill(true)], 'every connection after the first resumed')
       const answered = new Set(answers)
       t.log(`policy ${policy}: answers per worker ${JSON.stringify(cluster.workers.map((p) => answers.filter((a) => a === p).length))}`)
       if (policy === 'rr') t.is(answered.size, 2, 'round-robin spreads connections over both workers')
