@@ -77,7 +77,13 @@ export declare class Connection {
   end(): boolean
   setNoDelay(on: boolean): void
   setKeepAlive(on: boolean, idleSecs: number): void
-  /** Asks for one readiness report: 1 read, 2 write, 3 both. */
+  /**
+   * Wants no more readiness reports until the next arm. A one-shot
+   * reactor's report already withdrew the interest; a sticky one's is
+   * removed here, so a socket nobody reads does not keep reporting.
+   */
+  disarm(): void
+  /** Asks for readiness reports (one, on a one-shot reactor): 1 read, 2 write, 3 both. */
   arm(interest: number): void
   /** What the handshake negotiated and where the records now go. */
   info(): HandshakeInfo
@@ -124,6 +130,11 @@ export declare class Reactor {
   constructor(onReady: (arg: Uint32Array) => void, mainLoop: boolean)
   /** True when reports come through Node's loop. */
   get mainLoop(): boolean
+  /**
+   * True when an armed interest stays registered until changed or
+   * `disarm()`ed (reports through Node's loop); false: one report per arm.
+   */
+  get sticky(): boolean
 }
 
 export declare class ServerSecureContext {

@@ -31,6 +31,8 @@ let nextToken = 1
 // MakeCallback wraps them.
 const runNextTicks = (process as unknown as { _tickCallback?: () => void })._tickCallback
 let fromMainLoop = false
+/** Armed interests stay registered until changed or disarmed (see the reactor's `sticky`). */
+export let stickyArms = false
 
 // A throw from a user callback (a 'data' listener, say) must not cost the
 // rest of the batch its one-shot reports; it is rethrown from a nextTick,
@@ -55,6 +57,7 @@ export function register(p: Pollable): { token: number; reactor: Binding.Reactor
   if (!reactor) {
     reactor = new binding.Reactor(dispatch, typeof runNextTicks === 'function')
     fromMainLoop = reactor.mainLoop
+    stickyArms = reactor.sticky
   }
   const token = nextToken
   nextToken = nextToken >= 0xffff_fff0 ? 1 : nextToken + 1

@@ -7,7 +7,7 @@ import * as net from 'node:net'
 import { constants as osConstants } from 'node:os'
 import { ControlKind, HandshakeProgress, type Connection } from '../binding/index'
 import { AES_GCM_RECORD_LIMIT, KeyUpdates, type KeyUpdateHost } from './keyupdate'
-import { binding, holdLoop, register, releaseLoop, unregister, READABLE, WRITABLE } from './native'
+import { binding, holdLoop, register, releaseLoop, stickyArms, unregister, READABLE, WRITABLE } from './native'
 import { KtlsError, argumentError, fromNative } from './errors'
 import { hasCredentials } from './context'
 import { DuplexCarrier } from './carrier'
@@ -350,6 +350,11 @@ export class KtlsSocket extends TlsSurface {
       const limit = this.options.recordLimit ?? (aesGcm ? AES_GCM_RECORD_LIMIT : undefined)
       this.keys = new KeyUpdates(this.keyUpdateHost(), limit, binding.capabilities().rekey && this.getProtocol() === 'TLSv1.3')
     }
+    // libuv reads from here on: the handshake's last interest must not report.
+    if (this.conn && this.armed !== 0) {
+      this.conn.disarm()
+      this.setArmed(0)
+    }
     const tcp = this.tcp!
     if (this.conn) interceptReadErrors(tcp, (errno) => this.onKernelReadError(errno))
     attachHandle(this, tcp)
@@ -514,7 +519,7 @@ export class KtlsSocket extends TlsSurface {
    * @internal
    */
   onReady(bits: number): void {
-    this.armed = 0 // one report per arm: nothing is armed any more
+    if (!stickyArms) this.armed = 0 // one report per arm: nothing is armed any more
     if (this.destroyed) return
     if (this.engine === 'handshake') return this.handshakeStep()
     const wantedRead = this.wantRead
@@ -538,9 +543,11 @@ export class KtlsSocket extends TlsSurface {
   private arm(): void {
     if (!this.conn || this.destroyed) return
     const interest = (this.wantRead ? READABLE : 0) | (this.wantWrite ? WRITABLE : 0)
-    if (interest === 0 || interest === this.armed) return
+    if (interest === this.armed) return
     try {
-      this.conn.arm(interest)
+      // A sticky interest nobody wants any more would keep reporting.
+      if (interest === 0) this.conn.disarm()
+      else this.conn.arm(interest)
     } catch (err) {
       return this.fail(fromNative(err))
     }

@@ -1,6 +1,11 @@
-//! Readiness notifications for many sockets from one epoll thread. Each arm
-//! is one-shot, so a socket is reported once per arm and the owner decides
-//! when it wants to hear again (that is how backpressure stays bounded).
+//! Readiness notifications for many sockets, from one epoll set. Watched
+//! from the host's own loop (the same thread that reads), an interest stays
+//! registered until changed or withdrawn, so a connection that keeps reading
+//! costs no `epoll_ctl` per wait (as libuv's own handles). Waited on by a
+//! thread of its own, each arm is one-shot: a socket is reported once per
+//! arm, so the thread never spins on readiness the owner has not acted on
+//! yet. Either way the owner decides when it wants to hear again (that is
+//! how backpressure stays bounded).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -28,21 +33,30 @@ pub const WRITABLE: u32 = 2;
 #[derive(Debug, Clone)]
 pub struct Reactor {
     epoll: Arc<Epoll>,
+    /// Interests stay registered (level-triggered) rather than one-shot.
+    sticky: bool,
 }
 
 impl Reactor {
     /// An epoll set with no thread: its owner waits for the set's own
     /// descriptor ([`Reactor::as_fd`], e.g. with [`crate::LoopWatch`]) and
     /// then collects the reports with [`Reactor::ready_now`].
+    /// Its interests stay registered: see [`Reactor::is_sticky`].
     pub fn new() -> io::Result<Self> {
         let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
-        Ok(Self { epoll })
+        Ok(Self {
+            epoll,
+            sticky: true,
+        })
     }
 
     /// An epoll set and a thread that waits on it. `on_ready` receives
     /// batches of `[token, READABLE|WRITABLE, token, bits, ...]`.
     pub fn start(on_ready: impl Fn(Vec<u32>) + Send + 'static) -> io::Result<Self> {
-        let reactor = Self::new()?;
+        let reactor = Self {
+            sticky: false,
+            ..Self::new()?
+        };
         let waiter = reactor.epoll.clone();
         std::thread::Builder::new()
             .name("ktls-reactor".into())
@@ -71,8 +85,16 @@ impl Reactor {
         }
     }
 
-    /// Asks for one report when `fd` becomes ready for `interest`. The
-    /// first arm of a descriptor registers it; later ones re-arm it.
+    /// True when an armed interest stays registered: reported at every wait
+    /// while the socket is ready, until re-armed otherwise or forgotten.
+    /// False: one report per arm.
+    pub fn is_sticky(&self) -> bool {
+        self.sticky
+    }
+
+    /// Asks for reports when `fd` becomes ready for `interest` (one, unless
+    /// sticky). The first arm of a descriptor registers it; later ones
+    /// change or re-arm it.
     pub fn arm(
         &self,
         fd: BorrowedFd<'_>,
@@ -80,7 +102,12 @@ impl Reactor {
         interest: Interest,
         first: bool,
     ) -> io::Result<()> {
-        let flags = EpollFlags::EPOLLONESHOT
+        let once = if self.sticky {
+            EpollFlags::empty()
+        } else {
+            EpollFlags::EPOLLONESHOT
+        };
+        let flags = once
             | match interest {
                 Interest::Read => EpollFlags::EPOLLIN,
                 Interest::Write => EpollFlags::EPOLLOUT,
@@ -94,7 +121,8 @@ impl Reactor {
         }
     }
 
-    /// Stops reporting `fd`; call before closing it.
+    /// Stops reporting `fd` (it may be armed again, as a first arm); call
+    /// before closing it.
     pub fn forget(&self, fd: BorrowedFd<'_>) {
         let _ = self.epoll.delete(fd);
     }

@@ -94,6 +94,10 @@ pub struct Session {
     exporter: Option<Exporter>,
     /// The last userspace read returned less than asked for.
     drained: bool,
+    /// How much the next userspace read asks for: what the last one got,
+    /// doubled while reads fill it. Small requests then cost small buffers
+    /// (an idle connection frees, and so wipes, its whole buffer).
+    read_chunk: usize,
     /// Client: sessions rustls stored since `take_new_sessions`, and the newest.
     new_sessions: Vec<SessionToken>,
     latest_session: Option<SessionToken>,
@@ -194,6 +198,7 @@ impl Session {
             captured: Captured::default(),
             exporter: None,
             drained: false,
+            read_chunk: MIN_READ_CHUNK,
             require_rekey: false,
             new_sessions: Vec::new(),
             latest_session: None,
@@ -521,15 +526,16 @@ impl Session {
     }
 
     fn read_ciphertext(&mut self) -> Result<ReadOutcome> {
-        const CHUNK: usize = 64 * 1024;
+        let chunk = self.read_chunk;
         match nonblocking(sys::recv_append(
             self.fd.as_fd(),
             &mut self.bufs.incoming,
-            CHUNK,
+            chunk,
         ))? {
             Some(0) => Ok(ReadOutcome::Eof),
             Some(n) => {
-                self.drained = n < CHUNK;
+                self.drained = n < chunk;
+                self.read_chunk = next_read_chunk(chunk, n);
                 Ok(ReadOutcome::Data(n))
             }
             None => {
@@ -824,9 +830,21 @@ fn write_plain(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> Result<WriteOutc
     })
 }
 
+/// The smallest and largest userspace reads (a TLS record is up to 16 KiB
+/// and some; rustls waits for whole records, so small reads only cost calls).
+const MIN_READ_CHUNK: usize = 4 * 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
+
+/// A read that filled its chunk asks for twice as much next; a short one
+/// for about what it got.
+fn next_read_chunk(chunk: usize, got: usize) -> usize {
+    let next = if got >= chunk { chunk * 2 } else { got.next_power_of_two() };
+    next.clamp(MIN_READ_CHUNK, MAX_READ_CHUNK)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::bytes_to_record_end;
+    use super::{bytes_to_record_end, next_read_chunk, MAX_READ_CHUNK, MIN_READ_CHUNK};
 
     fn want(buf: &[u8]) -> usize {
         bytes_to_record_end(buf).unwrap()
@@ -855,5 +873,13 @@ mod tests {
         assert!(bytes_to_record_end(&[22, 3, 1, 0x40, 0x01]).is_err());
         // Encrypted TLS 1.3 records may carry 2^14 + 256 bytes.
         assert_eq!(want(&[23, 3, 3, 0x41, 0x00]), 0x4100);
+    }
+
+    #[test]
+    fn read_chunks_follow_what_reads_get() {
+        assert_eq!(next_read_chunk(MIN_READ_CHUNK, 62), MIN_READ_CHUNK);
+        assert_eq!(next_read_chunk(MIN_READ_CHUNK, MIN_READ_CHUNK), 2 * MIN_READ_CHUNK);
+        assert_eq!(next_read_chunk(MAX_READ_CHUNK, MAX_READ_CHUNK), MAX_READ_CHUNK);
+        assert_eq!(next_read_chunk(MAX_READ_CHUNK, 20_000), 32 * 1024);
     }
 }

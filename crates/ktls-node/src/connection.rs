@@ -84,7 +84,9 @@ pub struct Connection {
     reactor: ktls_core::Reactor,
     token: u32,
     /// The descriptor is in the reactor's epoll set.
-    registered: bool,
+    /// The interest `fd` is registered with, if any (on a one-shot
+    /// reactor, possibly used up by its report).
+    registered: Option<Interest>,
 }
 
 fn mode(name: &str) -> napi::Result<KtlsMode, String> {
@@ -165,7 +167,7 @@ impl Connection {
             session: Some(session),
             reactor: reactor.inner.clone(),
             token,
-            registered: false,
+            registered: None,
         }
     }
 
@@ -174,13 +176,17 @@ impl Connection {
     }
 
     fn arm_for(&mut self, interest: Interest) -> napi::Result<(), String> {
-        let (token, first) = (self.token, !self.registered);
+        // A sticky registration already asking for this needs no syscall.
+        if self.reactor.is_sticky() && self.registered == Some(interest) {
+            return Ok(());
+        }
+        let (token, first) = (self.token, self.registered.is_none());
         let reactor = self.reactor.clone();
         let session = self.session()?;
         reactor
             .arm(session.fd(), token, interest, first)
             .map_err(|e| to_js_error(e.into()))?;
-        self.registered = true;
+        self.registered = Some(interest);
         Ok(())
     }
 }
@@ -374,7 +380,21 @@ impl Connection {
             .map_err(to_js_error)
     }
 
-    /// Asks for one readiness report: 1 read, 2 write, 3 both.
+    /// Wants no more readiness reports until the next arm. A one-shot
+    /// reactor's report already withdrew the interest; a sticky one's is
+    /// removed here, so a socket nobody reads does not keep reporting.
+    #[napi]
+    pub fn disarm(&mut self) -> napi::Result<(), String> {
+        if !self.reactor.is_sticky() || self.registered.is_none() {
+            return Ok(());
+        }
+        let reactor = self.reactor.clone();
+        reactor.forget(self.session()?.fd());
+        self.registered = None;
+        Ok(())
+    }
+
+    /// Asks for readiness reports (one, on a one-shot reactor): 1 read, 2 write, 3 both.
     #[napi]
     pub fn arm(&mut self, interest: u32) -> napi::Result<(), String> {
         self.arm_for(match interest {
@@ -429,7 +449,9 @@ impl Connection {
     #[napi]
     pub fn destroy(&mut self) {
         if let Some(session) = self.session.take() {
-            self.reactor.forget(session.fd());
+            if self.registered.take().is_some() {
+                self.reactor.forget(session.fd());
+            }
         }
     }
 }

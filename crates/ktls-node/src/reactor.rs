@@ -46,6 +46,13 @@ impl Reactor {
     pub fn main_loop(&self) -> bool {
         self.watch.is_some()
     }
+
+    /// True when an armed interest stays registered until changed or
+    /// `disarm()`ed (reports through Node's loop); false: one report per arm.
+    #[napi(getter)]
+    pub fn sticky(&self) -> bool {
+        self.inner.is_sticky()
+    }
 }
 
 impl Reactor {
