@@ -838,7 +838,11 @@ const MAX_READ_CHUNK: usize = 64 * 1024;
 /// A read that filled its chunk asks for twice as much next; a short one
 /// for about what it got.
 fn next_read_chunk(chunk: usize, got: usize) -> usize {
-    let next = if got >= chunk { chunk * 2 } else { got.next_power_of_two() };
+    let next = if got >= chunk {
+        chunk * 2
+    } else {
+        got.next_power_of_two()
+    };
     next.clamp(MIN_READ_CHUNK, MAX_READ_CHUNK)
 }
 
@@ -878,8 +882,14 @@ mod tests {
     #[test]
     fn read_chunks_follow_what_reads_get() {
         assert_eq!(next_read_chunk(MIN_READ_CHUNK, 62), MIN_READ_CHUNK);
-        assert_eq!(next_read_chunk(MIN_READ_CHUNK, MIN_READ_CHUNK), 2 * MIN_READ_CHUNK);
-        assert_eq!(next_read_chunk(MAX_READ_CHUNK, MAX_READ_CHUNK), MAX_READ_CHUNK);
+        assert_eq!(
+            next_read_chunk(MIN_READ_CHUNK, MIN_READ_CHUNK),
+            2 * MIN_READ_CHUNK
+        );
+        assert_eq!(
+            next_read_chunk(MAX_READ_CHUNK, MAX_READ_CHUNK),
+            MAX_READ_CHUNK
+        );
         assert_eq!(next_read_chunk(MAX_READ_CHUNK, 20_000), 32 * 1024);
     }
 }
