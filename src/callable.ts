@@ -6,8 +6,13 @@ type Constructor = abstract new (...args: any[]) => unknown
 
 export type Callable<C extends Constructor> = C & ((...args: ConstructorParameters<C>) => InstanceType<C>)
 
-export function callable<C extends Constructor>(cls: C): Callable<C> {
+/**
+ * `adopt`, when given, serves `Cls.call(obj, ...args)` for an `obj` it
+ * accepts (a function-style subclass initializing itself, as node:https's
+ * Server does with tls.Server): it sets `obj` up in place and returns it.
+ */
+export function callable<C extends Constructor>(cls: C, adopt?: (thisArg: unknown, args: unknown[]) => object | undefined): Callable<C> {
   return new Proxy(cls, {
-    apply: (target, _thisArg, args) => Reflect.construct(target, args),
+    apply: (target, thisArg, args) => adopt?.(thisArg, args) ?? Reflect.construct(target, args),
   }) as Callable<C>
 }

@@ -14,23 +14,29 @@ export interface ServerOptions
 }
 
 class TlsServer extends net.Server {
-  private readonly tlsOptions: ServerOptions
-  private secureContext: SecureContext
+  private tlsOptions!: ServerOptions
+  private secureContext!: SecureContext
   /** addContext()'s names (as patterns) and contexts; the last added wins. */
-  private readonly namedContexts: Array<[RegExp, SecureContext]> = []
+  private namedContexts!: Array<[RegExp, SecureContext]>
 
   constructor(options: ServerOptions = {}, secureConnectionListener?: (socket: KtlsSocket) => void) {
     // What net.Server would make of these stays the user's to read; the TCP
     // sockets it makes are paused and half-open all the same (acceptHandles).
     super(options)
+    TlsServer.setUp(this, options, secureConnectionListener)
+  }
+
+  /** What makes a net.Server a TLS server: the constructor's, and `Server.call(server)`'s. */
+  static setUp(server: TlsServer, options: ServerOptions, secureConnectionListener?: (socket: KtlsSocket) => void): void {
     validateServerOptions(options)
-    this.tlsOptions = options
-    this.secureContext = contextFor(options)
+    server.tlsOptions = options
+    server.namedContexts = []
+    server.secureContext = contextFor(options)
     // Throws now on a bad key or cert (a benchmark-only raw server has none).
-    if (hasCredentials(this.secureContext.options)) this.secureContext.serverContext(options)
-    this.on('connection', (raw: net.Socket) => this.upgrade(raw))
-    acceptHandles(this, (handle) => this.upgrade(handle))
-    if (secureConnectionListener) this.on('secureConnection', secureConnectionListener)
+    if (hasCredentials(server.secureContext.options)) server.secureContext.serverContext(options)
+    server.on('connection', (raw: net.Socket) => server.upgrade(raw))
+    acceptHandles(server, (handle) => server.upgrade(handle))
+    if (secureConnectionListener) server.on('secureConnection', secureConnectionListener)
   }
 
   /**
@@ -132,6 +138,27 @@ export function createServer(
   return new TlsServer(options, secureConnectionListener)
 }
 
-/** tls.Server's twin; like it, callable without `new`. */
-export const Server = callable(TlsServer)
+/**
+ * `Server.call(server, options, listener)`, as node:https's Server and
+ * util.inherits() subclasses call tls.Server: `server` (a net.Server made
+ * elsewhere) becomes a TLS server in place. One whose prototype is not
+ * ktls's (node:https's Server inherits node:tls's) gets ktls's methods as
+ * its own, so that what it calls is ktls's.
+ */
+function adoptServer(thisArg: unknown, args: unknown[]): TlsServer | undefined {
+  if (!(thisArg instanceof net.Server)) return undefined
+  const [options = {}, listener] = args as [ServerOptions | undefined, ((socket: KtlsSocket) => void) | undefined]
+  ;(net.Server as unknown as (this: net.Server, options: object) => void).call(thisArg, options)
+  if (!(thisArg instanceof TlsServer)) {
+    const methods = TlsServer.prototype as unknown as Record<string | symbol, unknown>
+    for (const key of Reflect.ownKeys(methods)) {
+      if (key !== 'constructor') Object.defineProperty(thisArg, key, { value: methods[key], writable: true, configurable: true })
+    }
+  }
+  TlsServer.setUp(thisArg as TlsServer, options, listener)
+  return thisArg as TlsServer
+}
+
+/** tls.Server's twin; like it, callable without `new`, and on a server of another's making. */
+export const Server = callable(TlsServer, adoptServer)
 export type Server = TlsServer

@@ -37,6 +37,38 @@ test('Server, https.Server and Agent can be called without new, as node:tls and 
   t.true(new Mine({ key: certs.server.key, cert: certs.server.cert }) instanceof ktls.Server)
 })
 
+test('Server.call(server) makes a server of another making a TLS server, as node:https and util.inherits() subclasses call tls.Server', async (t) => {
+  const options = { key: certs.server.key, cert: certs.server.cert }
+  // node:https's Server: its prototype chain is not ktls's.
+  function Foreign(opts, listener) {
+    ktls.Server.call(this, opts, listener)
+  }
+  Object.setPrototypeOf(Foreign.prototype, net.Server.prototype)
+  // An old-style subclass of ktls's own Server.
+  function Inherited(opts, listener) {
+    ktls.Server.call(this, opts, listener)
+  }
+  Object.setPrototypeOf(Inherited.prototype, ktls.Server.prototype)
+  for (const Made of [Foreign, Inherited]) {
+    const secured = []
+    const server = new Made(options, (socket) => {
+      secured.push(socket)
+      socket.end('hello')
+    })
+    t.true(server instanceof Made)
+    // ktls's methods, even where the prototype's would be another's.
+    t.is(server.setSecureContext, ktls.Server.prototype.setSecureContext)
+    t.is(server.getTicketKeys().length, 48)
+    const port = await listen(server)
+    const client = await nodeConnect({ port })
+    const [data] = await events.once(client, 'data')
+    t.is(String(data), 'hello')
+    t.true(secured[0] instanceof ktls.KtlsSocket)
+    client.destroy()
+    await closeServer(server)
+  }
+})
+
 const OPENSSL_CIPHERS = [
   { ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', tls12: 'ECDHE-ECDSA-AES128-GCM-SHA256' },
   { ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384', tls12: 'ECDHE-ECDSA-CHACHA20-POLY1305' },
