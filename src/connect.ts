@@ -34,7 +34,9 @@ export function connect(...args: unknown[]): KtlsSocket {
   // reports them) on a socket of its own: nothing in Node may see that
   // socket's handle until the kernel holds both directions' keys.
   const raw = options.socket ?? net.connect(netOptions(options))
-  const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: false })
+  // As tls.connect: `onread` serves a connection made here, not a socket given.
+  const onread = options.socket ? undefined : options.onread
+  const socket = new KtlsSocket(raw, { ...options, onread, secureContext, isServer: false })
   if (listener) socket.once('secureConnect', listener)
   if (options.timeout) socket.setTimeout(options.timeout)
   return socket
@@ -44,7 +46,8 @@ export function connect(...args: unknown[]): KtlsSocket {
 function netOptions(o: ConnectOptions): net.NetConnectOpts {
   if (o.path != null) return { path: o.path }
   // The signal is the KtlsSocket's (it destroys both sockets): the TCP one must not report it again.
-  const { port = 443, host = 'localhost', signal: _signal, ...rest } = o
+  // Nor does it read for the user (`onread`): its bytes are ciphertext.
+  const { port = 443, host = 'localhost', signal: _signal, onread: _onread, ...rest } = o
   return { ...(rest as net.TcpNetConnectOpts), port, host, path: undefined } as net.NetConnectOpts
 }
 

@@ -132,6 +132,58 @@ export function reopenAfterReadError(handle: StreamHandle): boolean {
   return typeof handle.open === 'function' && handle.open(handle.fd) === 0
 }
 
+/**
+ * net.Socket's `onread` option as its constructor kept it (Node's kBuffer,
+ * kBufferGen, kBufferCb): reads land in the user's buffer and go to the
+ * user's callback instead of 'data'.
+ */
+export interface UserReadBuffer {
+  /** The buffer the next read fills. */
+  readonly buffer: Uint8Array
+  /** Hands `nread` bytes of `buffer` to the callback (false: stop reading), then takes a generator's next buffer. */
+  deliver(nread: number): boolean
+}
+
+let readSymbols: { buffer: symbol; callback: symbol; generator: symbol } | null | undefined
+
+/** The `onread` of `socket`, if it was given one. */
+export function userReadBuffer(socket: net.Socket): UserReadBuffer | undefined {
+  if (readSymbols === undefined) {
+    const own = Object.getOwnPropertySymbols(socket)
+    const find = (name: string) => own.find((s) => s.description === name)
+    const [buffer, callback, generator] = [find('kBuffer'), find('kBufferCb'), find('kBufferGen')]
+    readSymbols = buffer && callback && generator ? { buffer, callback, generator } : null
+  }
+  const sym = readSymbols
+  const state = socket as unknown as Record<symbol, unknown>
+  if (!sym || !state[sym.buffer]) return undefined
+  const generator = state[sym.generator] as (() => unknown) | null
+  // A generator's first buffer is made when reading starts, as net.Socket's.
+  if (state[sym.buffer] === true) {
+    const first = generator?.()
+    if (!(first instanceof Uint8Array)) return undefined
+    state[sym.buffer] = first
+  }
+  return {
+    get buffer() {
+      return state[sym.buffer] as Uint8Array
+    },
+    deliver(nread) {
+      const callback = state[sym.callback] as (nread: number, buffer: Uint8Array) => unknown
+      const more = callback.call(socket, nread, state[sym.buffer] as Uint8Array) !== false
+      const next = generator?.()
+      if (next instanceof Uint8Array) state[sym.buffer] = next
+      return more
+    },
+  }
+}
+
+/** libuv reads straight into the `onread` buffer of `socket`, as net.Socket sets its handle up. */
+export function readIntoUserBuffer(socket: net.Socket, handle: StreamHandle): void {
+  const user = userReadBuffer(socket)
+  if (user) (handle as unknown as { useUserBuffer(buffer: Uint8Array): void }).useUserBuffer(user.buffer)
+}
+
 /** Bytes queued in libuv's handle of `socket` and not yet written. */
 export function pendingHandleWrites(socket: net.Socket): number {
   return fields(socket)._handle?.writeQueueSize ?? 0

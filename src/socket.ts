@@ -21,9 +21,11 @@ import {
   interceptReadErrors,
   lookUpAddressesThrough,
   moveHandle,
+  readIntoUserBuffer,
   reopenAfterReadError,
   timeOutAsTlsSocketsDo,
   touchTimer,
+  userReadBuffer,
   type StreamHandle,
 } from './internals'
 import { canceledWrite, coalesce, drainReadable, isDuplex, isGone, toBuffer, wrappedAllowHalfOpen } from './transport'
@@ -119,6 +121,7 @@ export class KtlsSocket extends TlsSurface {
       allowHalfOpen: (options.server ? undefined : wrappedAllowHalfOpen(socket)) ?? options.allowHalfOpen ?? false,
       signal: options.signal,
       highWaterMark: options.highWaterMark,
+      onread: options.onread ?? undefined,
       // An accepted handle is ours from the start; reading waits for the handshake.
       ...(accepted ? { handle: socket, manualStart: true } : {}),
       } as net.SocketConstructorOpts,
@@ -236,7 +239,7 @@ export class KtlsSocket extends TlsSurface {
       data: (plaintext) => {
         this.ownBytesRead += plaintext.length
         touchTimer(this)
-        return this.push(plaintext)
+        return this.pushPlaintext(plaintext)
       },
       end: () => {
         this.push(null)
@@ -358,6 +361,7 @@ export class KtlsSocket extends TlsSurface {
     const tcp = this.tcp!
     if (this.conn) interceptReadErrors(tcp, (errno) => this.onKernelReadError(errno))
     attachHandle(this, tcp)
+    readIntoUserBuffer(this, tcp)
     this.updateLoopHold()
   }
 
@@ -496,7 +500,7 @@ export class KtlsSocket extends TlsSurface {
     }
     if (kind === ControlKind.Data) {
       this.ownBytesRead += bytes
-      this.push(Buffer.from(readBuffer.subarray(0, bytes)))
+      this.pushPlaintext(Buffer.from(readBuffer.subarray(0, bytes)))
     }
     return true
   }
@@ -579,9 +583,10 @@ export class KtlsSocket extends TlsSurface {
     while (conn && !this.destroyed && this.engine === 'own') {
       let n: number
       const rearm = this.wantWrite ? READABLE | WRITABLE : READABLE
+      const user = userReadBuffer(this)
       try {
         // On EAGAIN the binding re-arms `rearm` in the same call.
-        n = conn.read(readBuffer, rearm)
+        n = conn.read(user ? viewOf(user.buffer) : readBuffer, rearm)
       } catch (err) {
         this.destroy(fromNative(err))
         return
@@ -601,11 +606,41 @@ export class KtlsSocket extends TlsSurface {
       }
       this.ownBytesRead += n
       touchTimer(this)
-      if (!this.push(this.takeChunk(n))) {
+      if (!(user ? user.deliver(n) : this.push(this.takeChunk(n)))) {
         this.reading = false
         return
       }
     }
+  }
+
+  /**
+   * Plaintext read some other way than readLoop (a carrier, a control
+   * read): to the stream, or in pieces to the `onread` buffer. False: stop reading.
+   */
+  private pushPlaintext(chunk: Buffer): boolean {
+    const user = userReadBuffer(this)
+    if (!user) return this.push(chunk)
+    let more = true
+    for (let at = 0; at < chunk.length; ) {
+      const n = Math.min(user.buffer.length, chunk.length - at)
+      if (n === 0) break // a zero-length buffer takes nothing, as with net.Socket
+      user.buffer.set(chunk.subarray(at, at + n))
+      at += n
+      // Nothing may be lost: a false only stops reading after this chunk.
+      if (!user.deliver(n)) more = false
+    }
+    return more
+  }
+
+  /** As net.Socket with `onread`: pausing and resuming reach the reads themselves. */
+  override pause(): this {
+    if (this.engine === 'own' && userReadBuffer(this)) this.reading = false
+    return super.pause()
+  }
+
+  override resume(): this {
+    if (this.engine === 'own' && !this.reading && userReadBuffer(this)) this._read(READ_SIZE)
+    return super.resume()
   }
 
   /** Big reads hand over the scratch buffer; small ones are copied out of it. */
@@ -1018,3 +1053,8 @@ function asNodeReports(err: Error, isServer: boolean, options: KtlsSocketOptions
 
 /** A server socket's standing 'error' listener: the error is already the socket's end. */
 function swallowAfterSecure(): void {}
+
+/** A Buffer over the bytes of `view` (the binding reads into Buffers). */
+function viewOf(view: Uint8Array): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+}

@@ -40,6 +40,12 @@ export interface KtlsSocketOptions extends SecureContextOptions {
    */
   ALPNCallback?: ALPNCallback | null
   allowHalfOpen?: boolean
+  /**
+   * As net.Socket's: reads land in `buffer` (or each buffer a function
+   * returns) and go to `callback(nread, buffer)` instead of 'data'; a
+   * callback returning false pauses reading until resume().
+   */
+  onread?: net.OnReadOpts
   signal?: AbortSignal
   highWaterMark?: number
   /**

@@ -127,6 +127,53 @@ export function nodeSocketSuite(env) {
     await closeServer(tlsServer)
   })
 
+  env.test(env.title("onread: reads land in the given buffer and go to the callback, never to 'data'; false pauses until resume(), as net.Socket's"), async (t) => {
+    const payload = dataBuffer(MiB)
+    const srv = await startKtlsServer({}, (socket) => socket.end(payload))
+    // One static buffer, then buffers from a function (each read its own).
+    for (const kind of ['static', 'generated']) {
+      const fixed = new Uint8Array(4096)
+      const pool = [Buffer.alloc(3000), Buffer.alloc(3000)]
+      let handedOut = 0
+      const buffers = new Set()
+      const pieces = []
+      let received = 0
+      let paused = false
+      let pausedOnce = false
+      let callsWhilePaused = 0
+      const c = await ktlsConnect({
+        port: srv.port,
+        onread: {
+          buffer: kind === 'static' ? fixed : () => pool[handedOut++ % 2],
+          callback(nread, buf) {
+            if (paused) callsWhilePaused++
+            t.true(nread > 0 && nread <= buf.length)
+            buffers.add(buf)
+            pieces.push(Buffer.from(buf.subarray(0, nread)))
+            received += nread
+            if (pausedOnce || received < 65536) return true
+            // Once, past 64 KiB: nothing more until resume().
+            pausedOnce = paused = true
+            setTimeout(() => {
+              paused = false
+              c.resume()
+            }, 200)
+            return false
+          },
+        },
+      })
+      env.assertPath(t, c)
+      c.on('data', () => t.fail("'data' fired"))
+      await onceEvent(c, 'end', { timeout: 30000 })
+      t.is(sha256(Buffer.concat(pieces)), sha256(payload))
+      t.true(pausedOnce)
+      t.is(callsWhilePaused, 0)
+      t.deepEqual([...buffers], kind === 'static' ? [fixed] : pool)
+      c.destroy()
+    }
+    await srv.close()
+  })
+
   env.test(env.title('end() sends close_notify both ways: each side sees a clean end'), async (t) => {
     // Our client ends first: node:tls sees 'end' (it needs close_notify for that).
     const srv = await startNodeServer({ allowHalfOpen: true })
