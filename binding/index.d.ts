@@ -122,9 +122,10 @@ export declare class Reactor {
   /**
    * `onReady(batch)` gets `[token, bits, token, bits, ...]` with bit 1 =
    * readable and bit 2 = writable. With `mainLoop` (and on the main
-   * thread) it is called from Node's loop as a libuv callback, so it must
-   * run the nextTick and microtask queues itself before returning;
-   * otherwise from a threadsafe function. Neither keeps the loop alive;
+   * thread) it is called from Node's loop as a libuv callback, outside any
+   * callback scope: it should hand the batch to something Node calls in
+   * one (an immediate), so that the nextTick and microtask queues run
+   * after it and never inside it; otherwise from a threadsafe function. Neither keeps the loop alive;
    * sockets do that on the JS side.
    */
   constructor(onReady: (arg: Uint32Array) => void, mainLoop: boolean)

@@ -92,6 +92,41 @@ export function completeChain(cert: Pem, ca: Pem | Pem[] | null | undefined | fa
   return Buffer.concat([own, Buffer.from('\n'), ...added.map((c) => Buffer.from(c.toString()))])
 }
 
+const anchorsOfCa = new WeakMap<object, X509Certificate[]>()
+
+/**
+ * OpenSSL's verdict on a chain webpki accepted, where `ca` was given: webpki
+ * trusts any certificate of `ca` as an anchor, OpenSSL (trusted issuers
+ * first) only a self-signed one, unless told to accept partial chains. So a
+ * chain that reaches a certificate of `ca` that is not self-signed, and no
+ * issuer of it, is UNABLE_TO_GET_ISSUER_CERT, as node:tls reports it.
+ * `owner` keys the parsed `ca` (a context's options), so a handshake does not parse it again.
+ */
+export function partialChainCode(sent: Buffer[], ca: Pem | Pem[] | null | undefined | false, owner: object): string | null {
+  if (!ca || sent.length === 0) return null
+  let anchors = anchorsOfCa.get(owner)
+  let chain: X509Certificate[]
+  try {
+    if (!anchors) anchorsOfCa.set(owner, (anchors = trustAnchors(ca)))
+    chain = [new X509Certificate(sent[0])]
+  } catch {
+    return null // webpki judged these already
+  }
+  const others = sent.slice(1)
+  const trusted = (cert: X509Certificate) => anchors!.some((a) => a.raw.equals(cert.raw))
+  for (;;) {
+    const last = chain[chain.length - 1]
+    if (selfSigned(last)) return null
+    let issuer = anchors.find((a) => !chain.some((c) => c.raw.equals(a.raw)) && issued(last, a))
+    if (!issuer) {
+      const der = others.find((d) => !chain.some((c) => c.raw.equals(d)) && issued(last, new X509Certificate(d)))
+      issuer = der ? new X509Certificate(der) : undefined
+    }
+    if (!issuer) return trusted(last) ? 'UNABLE_TO_GET_ISSUER_CERT' : null
+    chain.push(issuer)
+  }
+}
+
 /**
  * The peer's chain in issuance order (what it sent, then issuers from the
  * trust anchors), and whether it ends in a self-signed certificate: as

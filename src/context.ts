@@ -23,6 +23,13 @@ export interface SecureContextOptions {
   /** Decrypts encrypted PEM keys. */
   passphrase?: string | null
   ca?: Pem | Pem[] | null | false
+  /**
+   * Accept a chain that ends at a certificate of `ca` that is not
+   * self-signed (an intermediate given as trusted), as node:tls's option
+   * (OpenSSL's X509_V_FLAG_PARTIAL_CHAIN). Without it such a chain fails
+   * with UNABLE_TO_GET_ISSUER_CERT, as with node:tls.
+   */
+  allowPartialTrustChain?: boolean | null
   ALPNProtocols?: Array<string | Buffer | Uint8Array> | null
   minVersion?: 'TLSv1.2' | 'TLSv1.3'
   maxVersion?: 'TLSv1.2' | 'TLSv1.3'

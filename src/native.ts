@@ -26,10 +26,9 @@ const pollables = new Map<number, Pollable>()
 let reactor: Binding.Reactor | undefined
 let nextToken = 1
 
-// Node's own between-callbacks step (nextTicks, then microtasks), as its
-// timers call it. Reports that come straight from the loop need it: no
-// MakeCallback wraps them.
-const runNextTicks = (process as unknown as { _tickCallback?: () => void })._tickCallback
+// Reports straight from the loop need a host whose immediates run the
+// nextTick and microtask queues (Node's do): see fromLoop().
+const nodeLikeHost = typeof (process as unknown as { _tickCallback?: unknown })._tickCallback === 'function'
 let fromMainLoop = false
 /** Armed interests stay registered until changed or disarmed (see the reactor's `sticky`). */
 export let stickyArms = false
@@ -49,13 +48,31 @@ function dispatch(batch: Uint32Array): void {
       process.nextTick(rethrow, err)
     }
   }
-  if (fromMainLoop) runNextTicks!()
+}
+
+// Reports straight from the loop run in an immediate of the same loop turn
+// (the check phase follows the poll phase that reported them). Node calls
+// immediates, as its handles' callbacks, inside a callback scope: native
+// code that calls back into JavaScript meanwhile (http2's session reading a
+// socket's 'data') must not run the nextTick queue in the middle of a read,
+// which it does where no scope is open, re-entering that read.
+let queued: Uint32Array[] = []
+
+function fromLoop(batch: Uint32Array): void {
+  if (!fromMainLoop) return dispatch(batch) // a threadsafe call: Node opened the scope
+  if (queued.push(batch) === 1) setImmediate(dispatchQueued)
+}
+
+function dispatchQueued(): void {
+  const batches = queued
+  queued = []
+  for (const batch of batches) dispatch(batch)
 }
 
 /** Registers `p` and returns its token and the reactor to arm with. */
 export function register(p: Pollable): { token: number; reactor: Binding.Reactor } {
   if (!reactor) {
-    reactor = new binding.Reactor(dispatch, typeof runNextTicks === 'function')
+    reactor = new binding.Reactor(fromLoop, nodeLikeHost)
     fromMainLoop = reactor.mainLoop
     stickyArms = reactor.sticky
   }

@@ -26,7 +26,10 @@ class TlsServer extends net.Server {
     TlsServer.setUp(this, options, secureConnectionListener)
   }
 
-  /** What makes a net.Server a TLS server: the constructor's, and `Server.call(server)`'s. */
+  /**
+   * What makes a net.Server a TLS server: the constructor's, and `Server.call(server)`'s.
+   * @internal
+   */
   static setUp(server: TlsServer, options: ServerOptions, secureConnectionListener?: (socket: KtlsSocket) => void): void {
     validateServerOptions(options)
     server.tlsOptions = options

@@ -11,7 +11,7 @@ import { binding } from './native'
 import { KtlsError, argumentError, fromNative, invalidArgType, verifyError } from './errors'
 import { SecureContext, contextFor, createSecureContext, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
-import { judgeLegacyChain, peerChain, trustAnchors } from './chain'
+import { judgeLegacyChain, partialChainCode, peerChain, trustAnchors } from './chain'
 
 export interface KtlsSocketOptions extends SecureContextOptions {
   isServer?: boolean
@@ -262,7 +262,8 @@ export abstract class TlsSurface extends net.Socket {
   /** What is wrong with the peer's chain, in OpenSSL's (Node's) words, if anything. */
   private chainCode(): string | null {
     const { chainError, peerCertificates } = this.info!
-    if (!chainError) return null
+    const { ca, allowPartialTrustChain } = this.context.options
+    if (!chainError) return allowPartialTrustChain ? null : partialChainCode(peerCertificates, ca, this.context.options)
     // A leaf webpki cannot read (X.509 v1) is judged as OpenSSL would.
     if (chainError === 'UNREADABLE_LEAF') return judgeLegacyChain(peerCertificates, this.context.options.ca)
     return this.refineChainError(chainError)

@@ -1,7 +1,7 @@
 // Server certificate verification by the client (userspace path).
 import test from 'ava'
 import { getCerts } from '../helpers/certs.mjs'
-import { startNodeServer, startKtlsServer, ktlsConnect, ktlsConnectError, nodeConnect, exchange, endAndClose } from '../helpers/tls.mjs'
+import { startNodeServer, startKtlsServer, ktlsConnect, ktlsConnectError, nodeConnect, nodeConnectError, exchange, endAndClose } from '../helpers/tls.mjs'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 
 test.after.always(cleanupAll)
@@ -170,5 +170,26 @@ test('a server given its leaf alone sends the issuers it finds in ca, and getPee
   } finally {
     await ours.close()
     await reference.close()
+  }
+})
+
+test('an intermediate given as ca is no trust anchor without allowPartialTrustChain (UNABLE_TO_GET_ISSUER_CERT), as node:tls', async (t) => {
+  const srv = await startNodeServer({ key: certs.chained.key, cert: certs.chained.cert })
+  try {
+    const { err } = await ktlsConnectError({ port: srv.port, ca: certs.chained.intermediate })
+    t.is(err.code, 'UNABLE_TO_GET_ISSUER_CERT')
+    const nodeErr = await nodeConnectError({ port: srv.port, ca: certs.chained.intermediate, servername: 'localhost', rejectUnauthorized: true })
+    t.is(nodeErr?.code, 'UNABLE_TO_GET_ISSUER_CERT')
+    for (const connect of [ktlsConnect, nodeConnect]) {
+      const c = await connect({ port: srv.port, ca: certs.chained.intermediate, allowPartialTrustChain: true })
+      t.true(c.authorized, connect.name)
+      c.destroy()
+    }
+    // The root as ca is a whole chain: trusted either way.
+    const c = await ktlsConnect({ port: srv.port, ca: certs.ca.cert })
+    t.true(c.authorized)
+    c.destroy()
+  } finally {
+    await srv.close()
   }
 })
