@@ -44,3 +44,13 @@ test("a listening net.Server's _handle takes onconnection", async (t) => {
   t.teardown(() => closeServer(server))
   t.is(typeof server._handle.onconnection, 'function')
 })
+
+test("net.Socket keeps its onread option under the symbols kBuffer, kBufferCb and kBufferGen, and its handle has useUserBuffer", async (t) => {
+  const buffer = Buffer.alloc(8)
+  const socket = new net.Socket({ onread: { buffer, callback() {} } })
+  const names = Object.getOwnPropertySymbols(socket).map((s) => s.description)
+  for (const name of ['kBuffer', 'kBufferCb', 'kBufferGen']) t.true(names.includes(name), name)
+  t.is(socket[Object.getOwnPropertySymbols(socket).find((s) => s.description === 'kBuffer')], buffer)
+  const { client } = await connectedPair(t)
+  t.is(typeof client._handle.useUserBuffer, 'function')
+})
