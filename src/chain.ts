@@ -92,7 +92,8 @@ export function completeChain(cert: Pem, ca: Pem | Pem[] | null | undefined | fa
   return Buffer.concat([own, Buffer.from('\n'), ...added.map((c) => Buffer.from(c.toString()))])
 }
 
-const anchorsOfCa = new WeakMap<object, X509Certificate[]>()
+/** A context's `ca`, parsed once: the anchors, and whether one is not self-signed. */
+const anchorsOfCa = new WeakMap<object, { anchors: X509Certificate[]; partial: boolean } | null>()
 
 /**
  * OpenSSL's verdict on a chain webpki accepted, where `ca` was given: webpki
@@ -100,29 +101,37 @@ const anchorsOfCa = new WeakMap<object, X509Certificate[]>()
  * first) only a self-signed one, unless told to accept partial chains. So a
  * chain that reaches a certificate of `ca` that is not self-signed, and no
  * issuer of it, is UNABLE_TO_GET_ISSUER_CERT, as node:tls reports it.
- * `owner` keys the parsed `ca` (a context's options), so a handshake does not parse it again.
+ * `owner` keys the parsed `ca` (a context's options): a handshake does not
+ * parse it again, and where every anchor is self-signed (the usual case)
+ * the two agree without walking the chain.
  */
 export function partialChainCode(sent: Buffer[], ca: Pem | Pem[] | null | undefined | false, owner: object): string | null {
   if (!ca || sent.length === 0) return null
-  let anchors = anchorsOfCa.get(owner)
-  let chain: X509Certificate[]
-  try {
-    if (!anchors) anchorsOfCa.set(owner, (anchors = trustAnchors(ca)))
-    chain = [new X509Certificate(sent[0])]
-  } catch {
-    return null // webpki judged these already
+  let parsed = anchorsOfCa.get(owner)
+  if (parsed === undefined) {
+    try {
+      const anchors = trustAnchors(ca)
+      parsed = { anchors, partial: anchors.some((a) => !selfSigned(a)) }
+    } catch {
+      parsed = null // webpki judged these already
+    }
+    anchorsOfCa.set(owner, parsed)
   }
-  const others = sent.slice(1)
-  const trusted = (cert: X509Certificate) => anchors!.some((a) => a.raw.equals(cert.raw))
+  if (!parsed?.partial) return null
+  const { anchors } = parsed
+  let certs: X509Certificate[]
+  try {
+    certs = sent.map((der) => new X509Certificate(der))
+  } catch {
+    return null
+  }
+  const inChain = (chain: X509Certificate[], cert: X509Certificate) => chain.some((c) => c.raw.equals(cert.raw))
+  const chain = [certs[0]]
   for (;;) {
     const last = chain[chain.length - 1]
     if (selfSigned(last)) return null
-    let issuer = anchors.find((a) => !chain.some((c) => c.raw.equals(a.raw)) && issued(last, a))
-    if (!issuer) {
-      const der = others.find((d) => !chain.some((c) => c.raw.equals(d)) && issued(last, new X509Certificate(d)))
-      issuer = der ? new X509Certificate(der) : undefined
-    }
-    if (!issuer) return trusted(last) ? 'UNABLE_TO_GET_ISSUER_CERT' : null
+    const issuer = [...anchors, ...certs.slice(1)].find((c) => !inChain(chain, c) && issued(last, c))
+    if (!issuer) return inChain(anchors, last) ? 'UNABLE_TO_GET_ISSUER_CERT' : null
     chain.push(issuer)
   }
 }
