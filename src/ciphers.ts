@@ -83,3 +83,8 @@ export function toIanaCiphers(ciphers: string): string {
   }
   return result.map((s) => s.iana).join(':')
 }
+
+/** OpenSSL's name for a suite named by IANA (getCipher().name), as node:tls reports it. */
+export function opensslName(iana: string): string {
+  return SUITES.find((s) => s.iana === iana)?.openssl ?? iana
+}

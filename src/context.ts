@@ -6,6 +6,7 @@ import { binding } from './native'
 import { KtlsError, argumentError, fromNative, invalidArgType } from './errors'
 import { toIanaCiphers } from './ciphers'
 import { completeChain } from './chain'
+import { validateContextOptions } from './options'
 import { readPfx } from './pfx'
 import type { ClientSecureContext, ServerSecureContext } from '../binding/index'
 
@@ -96,6 +97,7 @@ export class SecureContext {
 
   constructor(options: SecureContextOptions) {
     this.context = { addCACert: (ca) => this.addCACert(ca) }
+    validateContextOptions(options)
     checkEngines(options)
     this.options = withPfx(options)
     const given = options.ticketKeys
@@ -195,9 +197,7 @@ const TICKET_KEYS_LEN = 48
 
 /** node:tls's checks: a Buffer, TypedArray or DataView of exactly 48 bytes, in its words. */
 export function checkTicketKeys(keys: unknown, name: string): void {
-  if (!ArrayBuffer.isView(keys)) {
-    throw argumentError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be an instance of Buffer, TypedArray, or DataView.`)
-  }
+  if (!ArrayBuffer.isView(keys)) throw invalidArgType(name, 'an instance of Buffer, TypedArray, or DataView', keys)
   if (keys.byteLength !== TICKET_KEYS_LEN) {
     const message = name === 'keys' ? 'Session ticket keys must be a 48-byte buffer' : `The property '${name}' must be exactly 48 bytes. Received ${keys.byteLength}`
     throw argumentError('ERR_INVALID_ARG_VALUE', message)
@@ -221,7 +221,8 @@ function checkEngines(o: SecureContextOptions): void {
   if (given(clientCertEngine)) throw invalidArgType('options.clientCertEngine', stringOrNothing, clientCertEngine)
 }
 
-const engineUnsupported = () => new KtlsError('ERR_CRYPTO_CUSTOM_ENGINE_NOT_SUPPORTED', 'Custom engines not supported: ktls signs with rustls')
+// node:tls's words for an OpenSSL without engines, which is what rustls is to it.
+const engineUnsupported = () => new KtlsError('ERR_CRYPTO_CUSTOM_ENGINE_NOT_SUPPORTED', 'Custom engines not supported by this OpenSSL')
 
 /** Validates now: with key/cert it is a server context, else a client one. */
 export function createSecureContext(options: SecureContextOptions = {}): SecureContext {

@@ -12,6 +12,7 @@ interface Checked {
   minVersion?: unknown
   maxVersion?: unknown
   handshakeTimeout?: unknown
+  sessionTimeout?: unknown
   SNICallback?: unknown
   ALPNCallback?: unknown
   recordLimit?: unknown
@@ -36,12 +37,7 @@ export function validateOptions(options: Checked): void {
   if (alpn != null && !Array.isArray(alpn)) {
     throw argumentError('ERR_INVALID_ARG_TYPE', 'options.ALPNProtocols must be an array of strings or Buffers')
   }
-  for (const name of ['minVersion', 'maxVersion'] as const) {
-    const version = options[name]
-    if (version != null && !VERSIONS.includes(version as string)) {
-      throw argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${String(version)} is not a supported TLS protocol version (TLSv1.2, TLSv1.3)`)
-    }
-  }
+  checkVersions(options)
   // In node:tls's order.
   checkPemOption('ca', options.ca, false)
   checkPemOption('cert', options.cert, false)
@@ -61,10 +57,44 @@ export function validateOptions(options: Checked): void {
   }
   const timeout = options.handshakeTimeout
   if (timeout != null) {
-    if (typeof timeout !== 'number' || Number.isNaN(timeout)) {
-      throw argumentError('ERR_INVALID_ARG_TYPE', 'options.handshakeTimeout must be a number')
+    if (typeof timeout !== 'number') throw invalidArgType('options.handshakeTimeout', 'of type number', timeout)
+    if (Number.isNaN(timeout) || timeout < 0) throw argumentError('ERR_OUT_OF_RANGE', 'options.handshakeTimeout must be >= 0')
+  }
+}
+
+interface ContextChecked {
+  minVersion?: unknown
+  maxVersion?: unknown
+  ciphers?: unknown
+  passphrase?: unknown
+  sigalgs?: unknown
+  ecdhCurve?: unknown
+  sessionTimeout?: unknown
+}
+
+function checkVersions(options: { minVersion?: unknown; maxVersion?: unknown }): void {
+  for (const name of ['minVersion', 'maxVersion'] as const) {
+    const version = options[name]
+    if (version != null && !VERSIONS.includes(version as string)) {
+      throw argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${String(version)} is not a supported TLS protocol version (TLSv1.2, TLSv1.3)`)
     }
-    if (timeout < 0) throw argumentError('ERR_OUT_OF_RANGE', 'options.handshakeTimeout must be >= 0')
+  }
+}
+
+/** createSecureContext()'s own checks, in node:tls's words. */
+export function validateContextOptions(options: ContextChecked): void {
+  checkVersions(options)
+  for (const name of ['ciphers', 'passphrase', 'sigalgs', 'ecdhCurve'] as const) {
+    const value = options[name]
+    if (value != null && typeof value !== 'string') throw invalidArgType(`options.${name}`, 'of type string', value)
+  }
+  if (options.sigalgs === '') throw argumentError('ERR_INVALID_ARG_VALUE', "The property 'options.sigalgs' is invalid. Received ''")
+  const timeout = options.sessionTimeout
+  if (timeout != null) {
+    if (typeof timeout !== 'number') throw invalidArgType('options.sessionTimeout', 'of type number', timeout)
+    if (!Number.isInteger(timeout) || timeout < 0 || timeout > 2 ** 31 - 1) {
+      throw argumentError('ERR_OUT_OF_RANGE', `The value of "options.sessionTimeout" is out of range. It must be >= 0 && <= 2147483647. Received ${String(timeout)}`)
+    }
   }
 }
 

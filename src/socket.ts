@@ -340,9 +340,14 @@ export class KtlsSocket extends TlsSurface {
     this.releaseHeld()
     // A read the stream asked for during the handshake is still owed; else
     // start reading (up to the high-water mark, paused or not, as node:tls)
-    // so that EOF and alerts are noticed.
-    if (this.reading) this._read(READ_SIZE)
-    else this.read(0)
+    // so that EOF and alerts are noticed. On the next turn of the loop, as
+    // node:tls's next read: code awaiting 'secureConnect' still finds the
+    // socket open when the peer closed right after its Finished.
+    setImmediate(() => {
+      if (this.destroyed) return
+      if (this.reading) this._read(READ_SIZE)
+      else this.read(0)
+    })
   }
 
   /** Both directions offloaded: libuv's handle carries the data from now on. */

@@ -11,6 +11,7 @@ import { binding } from './native'
 import { KtlsError, argumentError, fromNative, invalidArgType, verifyError } from './errors'
 import { SecureContext, contextFor, createSecureContext, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
+import { opensslName } from './ciphers'
 import { judgeLegacyChain, partialChainCode, peerChain, trustAnchors } from './chain'
 
 export interface KtlsSocketOptions extends SecureContextOptions {
@@ -358,7 +359,7 @@ export abstract class TlsSurface extends net.Socket {
 
   getCipher(): tls.CipherNameAndProtocol | undefined {
     if (!this.info) return undefined
-    return { name: this.info.cipher, standardName: this.info.cipher, version: this.info.protocol }
+    return { name: opensslName(this.info.cipher), standardName: this.info.cipher, version: this.info.protocol }
   }
 
   /**

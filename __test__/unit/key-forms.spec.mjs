@@ -8,7 +8,7 @@ import { createPrivateKey } from 'node:crypto'
 import { ktls } from '../helpers/ktls.mjs'
 import { getCerts } from '../helpers/certs.mjs'
 import { listen, closeServer } from '../helpers/peers.mjs'
-import { nodeConnect } from '../helpers/tls.mjs'
+import { ktlsConnect, nodeConnect } from '../helpers/tls.mjs'
 import { cleanupAll } from '../helpers/cleanup.mjs'
 
 test.after.always(cleanupAll)
@@ -16,14 +16,14 @@ test.after.always(cleanupAll)
 const certs = getCerts()
 const encrypt = (pem, passphrase) => createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
 
-/** The key type and CN a node:tls client sees from a server made by `lib`. */
-async function served(lib, serverOptions, clientOptions = {}) {
+/** The key type a client (node:tls's unless `connect` says) sees from a server made by `lib`; the suite, with `withCipher`. */
+async function served(lib, serverOptions, clientOptions = {}, { connect = nodeConnect, withCipher = false } = {}) {
   const server = lib.createServer(serverOptions, (s) => s.end())
   const port = await listen(server)
   try {
-    const c = await nodeConnect({ port, ...clientOptions })
+    const c = await connect({ port, ...clientOptions })
     const cert = c.getPeerX509Certificate()
-    const seen = { type: cert.publicKey.asymmetricKeyType, authorized: c.authorized }
+    const seen = { type: cert.publicKey.asymmetricKeyType, authorized: c.authorized, ...(withCipher && { cipher: c.getCipher() }) }
     c.destroy()
     return seen
   } finally {
@@ -80,6 +80,14 @@ test('an RSA and an ECDSA certificate on one server: each client gets one it can
   t.is((await served(ktls, options, { sigalgs: 'rsa_pss_rsae_sha256' })).type, 'rsa')
   t.is((await served(ktls, options, { sigalgs: 'ecdsa_secp256r1_sha256' })).type, 'ec')
   t.is((await served(ktls, options, { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).type, 'rsa')
+  // ktls's own TLS 1.2 client offers no TLS 1.3 suite, so the server sees it needs RSA;
+  // getCipher() names the suite as node:tls does (OpenSSL's name, then IANA's).
+  for (const ciphers of ['ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-AES256-GCM-SHA384']) {
+    const clientOptions = { ciphers, maxVersion: 'TLSv1.2', rejectUnauthorized: false }
+    const ours = await served(ktls, options, clientOptions, { connect: ktlsConnect, withCipher: true })
+    t.deepEqual(ours, await served(tls, options, clientOptions, { withCipher: true }))
+    t.deepEqual(ours.cipher, { name: ciphers, standardName: `TLS_${ciphers.startsWith('ECDHE-RSA') ? 'ECDHE_RSA' : 'ECDHE_ECDSA'}_WITH_AES_256_GCM_SHA384`, version: 'TLSv1.2' })
+  }
   const mismatched = t.throws(() => ktls.createServer({ key: [certs.server.key], cert: [certs.rsa.cert] }))
   t.is(mismatched.code, 'ERR_OSSL_X509_KEY_VALUES_MISMATCH')
 })

@@ -251,6 +251,30 @@ test('bad arguments throw what node:tls throws: TypeError or RangeError, with th
     t.is(ours.constructor, theirs.constructor)
     t.is(ours.code, theirs.code)
   }
+  // createSecureContext()'s own checks, word for word.
+  const contextCases = [
+    { ciphers: 1 },
+    { key: 'dummykey', passphrase: 1 },
+    { ecdhCurve: 1 },
+    { sigalgs: 1 },
+    { sigalgs: '' },
+    { sessionTimeout: 'abcd' },
+    { sessionTimeout: -1 },
+    { ticketKeys: 'abcd' },
+    { ticketKeys: Buffer.alloc(0) },
+    { minVersion: 'fhqwhgads' },
+    { maxVersion: 'fhqwhgads' },
+  ]
+  for (const options of contextCases) {
+    const theirs = t.throws(() => tls.createSecureContext(options))
+    const ours = t.throws(() => ktls.createSecureContext(options))
+    t.is(ours.constructor, theirs.constructor, JSON.stringify(options))
+    t.is(ours.code, theirs.code, JSON.stringify(options))
+    if (!options.minVersion && !options.maxVersion) t.is(ours.message, theirs.message)
+    const server = t.throws(() => ktls.createServer(options))
+    t.is(server.code, theirs.code)
+  }
+  t.is(t.throws(() => ktls.createServer({ handshakeTimeout: 'abcd' })).message, t.throws(() => tls.createServer({ handshakeTimeout: 'abcd' })).message)
   // Not a stream at all.
   t.throws(() => new tls.TLSSocket(new EventEmitter()), { instanceOf: TypeError })
   t.throws(() => new ktls.KtlsSocket(new EventEmitter()), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })

@@ -383,7 +383,13 @@ fn provider(options: &CommonOptions) -> Result<CryptoProvider> {
             &sigalgs::parse(list)?,
         );
     }
-    provider.cipher_suites.retain(|suite| rank(suite).is_some());
+    // Suites of a disabled version go too: rustls's client offers every suite
+    // it holds, so a TLS 1.2-only hello would otherwise look TLS 1.3-capable
+    // and a server with RSA and ECDSA certificates could choose wrongly.
+    let enabled = versions(options)?;
+    provider.cipher_suites.retain(|suite| {
+        rank(suite).is_some() && enabled.iter().any(|v| v.version == suite.version().version)
+    });
     provider.cipher_suites.sort_by_key(rank);
     if provider.cipher_suites.is_empty() {
         return Err(Error::InvalidArgument(format!(
