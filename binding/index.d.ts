@@ -25,6 +25,11 @@ export declare class Connection {
   /** Continues a server stopped at `ClientHello` with `context`. */
   acceptWith(context: ServerSecureContext): void
   /**
+   * Answers a server stopped at `ClientHello` with a `handshake_failure`
+   * alert (it has no certificate to serve); the connection is over.
+   */
+  refuseHello(): void
+  /**
    * Offloaded connections: reads and acts on the record that made the
    * host's `read()` fail with `EIO` (a record that is not application data).
    */
@@ -160,6 +165,11 @@ export declare class StreamConnection {
   offeredAlpn(): Array<string> | null
   /** Continues a server that reported `clientHello` with `context`. */
   acceptWith(context: ServerSecureContext): StreamStep
+  /**
+   * Answers a server that reported `clientHello` with a `handshake_failure`
+   * alert (it has no certificate to serve): the records to send last.
+   */
+  refuseHello(): Buffer
   /** Seals `chunks` (in order) and returns the records. */
   encrypt(chunks: Array<Buffer>): Buffer
   /** close_notify's record (empty if already sent or still handshaking). */

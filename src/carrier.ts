@@ -72,6 +72,15 @@ export class DuplexCarrier {
     this.apply(() => this.conn.acceptWith(context))
   }
 
+  /** Answers the ClientHello with a handshake_failure alert (nothing to serve). */
+  refuseHello(): void {
+    try {
+      this.transport.write(this.conn.refuseHello())
+    } catch {
+      // Nothing waits for a ClientHello: the failure that follows says enough.
+    }
+  }
+
   /** The socket wants data again. */
   resume(): void {
     if (!this.transport.destroyed) this.transport.resume()

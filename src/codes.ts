@@ -98,6 +98,14 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     when: 'the peer answered with something that is not TLS (an HTTP server on a TLS port, a banner), as node:tls reports it',
     fix: 'check the port and that the peer speaks TLS there',
   },
+  ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM: {
+    when: 'a server with no key and certificate of its own (and none from `SNICallback`) got a ClientHello (`tlsClientError`; the client reads a handshake_failure alert), as node:tls reports it',
+    fix: 'give the server `key` and `cert` (or `pfx`)',
+  },
+  ERR_SSL_PASSED_A_NULL_PARAMETER: {
+    when: 'an `SNICallback` chose a context with no key and certificate (`tlsClientError`; the client reads a handshake_failure alert), as node:tls reports it',
+    fix: 'create the context with `key` and `cert`',
+  },
   ERR_OSSL_X509_KEY_VALUES_MISMATCH: {
     when: '`createSecureContext()` (or a server) given a `key` that is not the private key of its `cert`, as node:tls reports it',
     fix: 'pair each certificate with its own key',

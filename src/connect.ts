@@ -37,6 +37,8 @@ export function connect(...args: unknown[]): KtlsSocket {
   // As tls.connect: `onread` serves a connection made here, not a socket given.
   const onread = options.socket ? undefined : options.onread
   const socket = new KtlsSocket(raw, { ...options, onread, secureContext, isServer: false })
+  // As tls.connect: its errors are the caller's from the start.
+  socket._releaseControl()
   if (listener) socket.once('secureConnect', listener)
   if (options.timeout) socket.setTimeout(options.timeout)
   return socket
@@ -63,6 +65,8 @@ export function upgrade(socket: net.Socket, options: KtlsSocketOptions = {}): Pr
     }
     secure.once('secure', () => {
       secure.off('error', onError)
+      // ktls's own API: once resolved, errors are the caller's, as with connect().
+      secure._releaseControl()
       resolve(secure)
     })
   })

@@ -189,6 +189,15 @@ export function pendingHandleWrites(socket: net.Socket): number {
   return fields(socket)._handle?.writeQueueSize ?? 0
 }
 
+/**
+ * tls.TLSSocket's `_parent`: net.Socket's `_unrefTimer` and `_destroy` walk it,
+ * so the wrapped socket's own idle timeout starts over with the TLS socket's
+ * traffic and is cleared at its end, as node:tls's.
+ */
+export function setParentSocket(socket: net.Socket, parent: net.Socket): void {
+  ;(socket as unknown as { _parent: net.Socket | null })._parent = parent
+}
+
 /** net.Socket's `_unrefTimer`: an idle timeout (setTimeout) starts over on activity. */
 export function touchTimer(socket: net.Socket): void {
   ;(socket as unknown as { _unrefTimer(): void })._unrefTimer()

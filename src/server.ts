@@ -128,6 +128,8 @@ export function acceptSecure(
   const accepted = isAcceptedHandle(raw)
   if (!accepted && raw.destroyed) return undefined
   const socket = new KtlsSocket(raw, { ...options, secureContext, isServer: true, server })
+  // Before the server's own 'secure' listener, as node:tls's onServerSocketSecure.
+  socket.once('secure', () => socket._releaseControl())
   if (accepted) countAsConnection(server, socket)
   // As net.Server's pauseOnConnect: the application data waits for resume().
   if (options.pauseOnConnect) socket.pause()

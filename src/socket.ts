@@ -23,6 +23,7 @@ import {
   moveHandle,
   readIntoUserBuffer,
   reopenAfterReadError,
+  setParentSocket,
   timeOutAsTlsSocketsDo,
   touchTimer,
   userReadBuffer,
@@ -111,6 +112,12 @@ export class KtlsSocket extends TlsSurface {
   private keylogOn = false
   /** The TCP socket of `new KtlsSocket()`, until connect() is called. */
   private pendingRaw?: net.Socket
+  /** node:tls's "control released": connect() at once, a server at 'secure'; never for a socket made by hand. */
+  private controlReleased = false
+  /** Until control is released, an 'error' is a TLS error ('_tlsError') that never goes unhandled, as node:tls's. */
+  private readonly errorAsTlsError = (err: Error): void => {
+    this.emit('_tlsError', err)
+  }
 
   constructor(socket?: net.Socket | Duplex | AcceptedHandle | null, options: KtlsSocketOptions = {}) {
     const accepted = socket != null && isAcceptedHandle(socket)
@@ -137,6 +144,7 @@ export class KtlsSocket extends TlsSurface {
       this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout)
       this.handshakeTimer.unref()
     }
+    this.on('error', this.errorAsTlsError)
     // As node:tls's server does for its sockets: one 'error' listener always
     // there, so an error nobody else listens for (a client's reset) costs this
     // connection, not the process. Handshake failures went to 'tlsClientError'.
@@ -165,6 +173,15 @@ export class KtlsSocket extends TlsSurface {
     return this.conn?.resumedSession()
   }
 
+  protected refuseHello(): void {
+    if (this.carrier) return this.carrier.refuseHello()
+    try {
+      this.conn?.refuseHello()
+    } catch {
+      // Not at a ClientHello: the failure that follows says enough.
+    }
+  }
+
   // ---- takeover and handshake ----
 
   /** An existing net.Socket: its handle becomes ours, as node:tls wraps it. */
@@ -179,6 +196,7 @@ export class KtlsSocket extends TlsSurface {
     } else {
       process.nextTick(() => this.takeOver(raw))
     }
+    setParentSocket(this, raw)
     // As with node:tls, the TCP socket and the TLS socket live and die together.
     raw.once('close', () => this.destroy())
     this.once('close', () => raw.destroy())
@@ -403,21 +421,29 @@ export class KtlsSocket extends TlsSurface {
   }
 
   /**
-   * As node:tls: every TLS error is first '_tlsError'; a server socket's
-   * handshake failure goes to its server ('tlsClientError'), never to an
-   * 'error' nobody could have listened for yet.
+   * As node:tls: every TLS error is '_tlsError' first (through the standing
+   * listener until control is released); a server socket's handshake failure
+   * goes to its server ('tlsClientError'). Until control is released an
+   * 'error' reaches only those who listen for it, never goes unhandled.
    */
   protected fail(err: Error): void {
     if (this.destroyed) return
-    const server = this.options.server
     const error = this.secure ? err : asNodeReports(err, this.isServer, this.options)
-    this.emit('_tlsError', error)
-    if (!this.secure && this.isServer) {
-      server?.emit('tlsClientError', error, this)
-      this.destroy()
-      return
-    }
+    if (this.controlReleased) this.emit('_tlsError', error)
+    if (!this.secure && this.isServer) this.options.server?.emit('tlsClientError', error, this)
     this.destroy(error)
+  }
+
+  /**
+   * node:tls's `_releaseControl()`: errors from now on are the user's, unhandled
+   * if nobody listens. false if it was released already.
+   * @internal
+   */
+  _releaseControl(): boolean {
+    if (this.controlReleased) return false
+    this.controlReleased = true
+    this.off('error', this.errorAsTlsError)
+    return true
   }
 
   // ---- control records on an offloaded socket ----

@@ -9,7 +9,7 @@ import type { HandshakeInfo, ServerSecureContext } from '../binding/index'
 import type { KtlsSocket } from './socket'
 import { binding } from './native'
 import { KtlsError, argumentError, fromNative, invalidArgType, verifyError } from './errors'
-import { SecureContext, contextFor, createSecureContext, type KtlsMode, type SecureContextOptions } from './context'
+import { SecureContext, contextFor, createSecureContext, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { opensslName } from './ciphers'
 import { judgeLegacyChain, partialChainCode, peerChain, trustAnchors } from './chain'
@@ -136,10 +136,12 @@ export abstract class TlsSurface extends net.Socket {
   protected abstract keyingSource(): KeyingSource | undefined
   /** Client: the session a resumed connection resumed with. */
   protected abstract resumedSessionToken(): Buffer | null | undefined
+  /** Server at the ClientHello: answers it with a handshake_failure alert (nothing to serve). */
+  protected abstract refuseHello(): void
 
-  /** A server whose configuration waits for the ClientHello. */
+  /** A server whose configuration waits for the ClientHello (or that has no certificate of its own). */
   protected choosesContext(): boolean {
-    return Boolean(this.options.SNICallback || this.options.ALPNCallback)
+    return Boolean(this.options.SNICallback || this.options.ALPNCallback) || !hasCredentials(this.context.options)
   }
 
   /**
@@ -166,6 +168,12 @@ export abstract class TlsSurface extends net.Socket {
         alpn = this.chooseProtocol(protocols)
       } catch (e) {
         return this.fail(e as Error)
+      }
+      // No certificate to serve: the client reads a handshake_failure alert,
+      // and the server node:tls's code for how it came to have none.
+      if (!hasCredentials(this.context.options)) {
+        this.refuseHello()
+        return this.fail(context ? noCertificateFromSni() : noCertificate())
       }
       try {
         acceptWith(this.context.serverContext(this.options, alpn))
@@ -485,3 +493,7 @@ function hybridKeyInfo(group: string): object {
 
 /** getSession() before a TLS 1.3 ticket came: a token naming no session. */
 const NO_TICKET_YET = Buffer.from('ktls: no ticket yet')
+
+// OpenSSL's words (so node:tls's), which programs match on.
+const noCertificate = () => new KtlsError('ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM', 'error:0A000076:SSL routines::no suitable signature algorithm')
+const noCertificateFromSni = () => new KtlsError('ERR_SSL_PASSED_A_NULL_PARAMETER', 'error:0A0C0102:SSL routines::passed a null parameter')

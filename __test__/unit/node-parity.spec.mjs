@@ -113,18 +113,38 @@ test('null options mean "not given", as in node:tls', async (t) => {
   await srv.close()
 })
 
-test('a server without key or certificate can be created; its handshakes fail as client errors', async (t) => {
-  t.notThrows(() => tls.createServer())
-  const server = ktls.createServer()
+/** The server's tlsClientError code, the client's error code and the server's error message for one handshake. */
+async function refusedHandshake(lib, serverOptions) {
+  const server = lib.createServer(serverOptions)
   const clientError = onceEvent(server, 'tlsClientError', { timeout: 10000 })
   const port = await listen(server)
   const client = track(tls.connect({ port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
   const clientFailed = onceEvent(client, 'error', { timeout: 10000 })
   const [err] = await clientError
-  t.is(typeof err.code, 'string')
-  t.truthy(await clientFailed)
+  const seen = { server: err.code, client: (await clientFailed).code, message: err.message }
   client.destroy()
   await closeServer(server)
+  return seen
+}
+
+test('a server without key or certificate can be created; a client reads a handshake_failure alert and the server node:tls’s code', async (t) => {
+  t.notThrows(() => tls.createServer())
+  const theirs = await refusedHandshake(tls, {})
+  const ours = await refusedHandshake(ktls, {})
+  t.is(ours.server, 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM')
+  t.is(ours.server, theirs.server)
+  t.is(ours.client, 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')
+  t.is(ours.client, theirs.client)
+})
+
+test('an SNICallback that chooses a context without a certificate: handshake_failure to the client, node:tls’s code and words to the server', async (t) => {
+  for (const lib of [tls, ktls]) {
+    const options = { SNICallback: (name, cb) => cb(null, lib.createSecureContext()) }
+    const seen = await refusedHandshake(lib, options)
+    t.is(seen.server, 'ERR_SSL_PASSED_A_NULL_PARAMETER')
+    t.regex(seen.message, /passed a null parameter/)
+    t.is(seen.client, 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')
+  }
 })
 
 test('NODE_TLS_REJECT_UNAUTHORIZED=0 turns off the default rejection (an explicit option still wins)', (t) => {

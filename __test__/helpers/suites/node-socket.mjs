@@ -251,6 +251,33 @@ export function nodeSocketSuite(env) {
     t.true(firedAfter.ktls <= idleMs * 3 + env.ms(500, 3000), JSON.stringify(firedAfter))
   })
 
+  env.test(env.title("the wrapped socket's own setTimeout starts over with the TLS socket's traffic and is cleared at its end, as node:tls's"), async (t) => {
+    // Generous: other tests in this process may hold the loop for a while.
+    const idleMs = env.ms(1500, 3000)
+    const srv = await startNodeServer({}, (s) => {
+      // Traffic well within every idle period, for three of them.
+      const tick = setInterval(() => s.write('x'), idleMs / 10)
+      s.on('close', () => clearInterval(tick))
+      onCleanup(() => clearInterval(tick))
+    })
+    const raw = track(net.connect(srv.port, HOST))
+    await onceEvent(raw, 'connect', { timeout: env.ms(5000) })
+    let timedOut = false
+    raw.setTimeout(idleMs, () => {
+      timedOut = true
+    })
+    const c = track(ktls.connect({ socket: raw, servername: 'localhost', ca: getCerts().ca.cert }))
+    await onceEvent(c, 'secureConnect', { timeout: env.ms(10000) })
+    env.assertPath(t, c)
+    c.resume()
+    await new Promise((resolve) => setTimeout(resolve, idleMs * 3))
+    t.false(timedOut)
+    c.destroy()
+    await closed(c)
+    t.false(timedOut)
+    await srv.close()
+  })
+
   env.test(env.title('end() on a socket nobody reads closes once the peer ends too, as a net.Socket'), async (t) => {
     const srv = await startNodeServer()
     const c = await ktlsConnect({ port: srv.port })

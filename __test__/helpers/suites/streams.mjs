@@ -163,6 +163,24 @@ export function streamsSuite(env) {
     t.is(clientErr.code, 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION')
   })
 
+  env.test('a ktls server over a Duplex with no certificate answers handshake_failure; its socket errors with node:tls’s code', async (t) => {
+    let serverSocket
+    const server = net.createServer((tcp) => {
+      track(tcp)
+      serverSocket = secureOver(duplexAround(tcp), { isServer: true })
+      server.emit('secured', serverSocket)
+    })
+    const port = await listen(server)
+    onCleanup(() => closeServer(server))
+    const secured = onceEvent(server, 'secured', { timeout: env.ms(10000) })
+    const client = track(tls.connect({ port, host: HOST, servername: 'localhost', ca: certs.ca.cert }))
+    const clientErr = onceEvent(client, 'error', { timeout: env.ms(10000) })
+    await secured
+    const serverErr = await onceEvent(serverSocket, 'error', { timeout: env.ms(10000) })
+    t.is(serverErr.code, 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM')
+    t.is((await clientErr).code, 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')
+  })
+
   env.test("over a generic Duplex, a peer that writes and ends at once: every byte, then 'end'", async (t) => {
     const peers = []
     const srv = await startNodeServer({}, (s) => {

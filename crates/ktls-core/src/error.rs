@@ -168,7 +168,8 @@ impl fmt::Display for Error {
         match self {
             Self::Tls(rustls::Error::InvalidMessage(
                 rustls::InvalidMessage::InvalidContentType,
-            )) => f.write_str("wrong version number: the peer's bytes are not a TLS record"),
+                // node:tls's (OpenSSL's) text for these two, which programs match on.
+            )) => f.write_str("error:0A00010B:SSL routines::wrong version number"),
             Self::Tls(err) => write!(f, "TLS error: {err}"),
             Self::AlertReceived(alert) => write!(f, "peer sent fatal alert {alert:?}"),
             Self::BadRecord => f.write_str("kernel failed to decrypt a record (EBADMSG)"),
@@ -185,7 +186,7 @@ impl fmt::Display for Error {
             Self::Unavailable(why) => write!(f, "kernel TLS unavailable: {why}"),
             Self::OffloadFailed(why) => write!(f, "kernel TLS offload failed: {why}"),
             Self::InvalidArgument(why) => f.write_str(why),
-            Self::HttpRequest => f.write_str("http request: plain HTTP sent to a TLS port"),
+            Self::HttpRequest => f.write_str("error:0A00009C:SSL routines::http request"),
             // node:tls's message, which programs match on.
             Self::KeyMismatch => {
                 f.write_str("error:05800074:x509 certificate routines::key values mismatch")

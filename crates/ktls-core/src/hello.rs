@@ -5,6 +5,11 @@
 use rustls::server::Acceptor;
 
 use crate::error::{Error, Result};
+use crate::sys;
+
+/// A plaintext fatal `handshake_failure` alert: what a server with no
+/// certificate to serve answers a ClientHello with, as OpenSSL does.
+pub(crate) const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [sys::CONTENT_ALERT, 3, 3, 0, 2, 2, 40];
 
 /// What the bytes received so far hold.
 #[derive(Debug, Clone, PartialEq, Eq)]

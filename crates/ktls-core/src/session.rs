@@ -16,7 +16,7 @@ use crate::config::{
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{Captured, Exporter};
-use crate::hello::{named_http_request, peek_client_hello, Hello};
+use crate::hello::{named_http_request, peek_client_hello, Hello, HANDSHAKE_FAILURE_ALERT};
 use crate::offload::{self, KtlsMode, OffloadStatus};
 use crate::outcome::{nonblocking, ControlOutcome, Progress, ReadOutcome, WriteOutcome};
 use crate::record::{self, ControlRecords};
@@ -172,6 +172,21 @@ impl Session {
         self.state = State::Handshaking(Tls::Server(conn));
         self.client_check = context.client_check.clone();
         self.captured.our_sigalgs = context.sigalgs.clone();
+        Ok(())
+    }
+
+    /// Refuses a `server_choosing` connection's ClientHello (no certificate
+    /// to serve): a fatal `handshake_failure` alert, then the session is closed.
+    pub fn refuse_hello(&mut self) -> Result<()> {
+        if !matches!(self.state, State::AwaitingHello) {
+            return Err(Error::InvalidArgument(
+                "no ClientHello is waiting for a context".into(),
+            ));
+        }
+        self.bufs
+            .outgoing
+            .extend_from_slice(&HANDSHAKE_FAILURE_ALERT);
+        self.send_pending_alert();
         Ok(())
     }
 

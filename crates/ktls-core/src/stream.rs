@@ -14,7 +14,7 @@ use crate::config::{take_resolved_hello, ClientChainCheck, ClientContext, Server
 use crate::conn::{Buffers, Offer, Pumped, Tls};
 use crate::error::{Error, Result};
 use crate::exporter::{Captured, Exporter};
-use crate::hello::{named_http_request, peek_client_hello, Hello};
+use crate::hello::{named_http_request, peek_client_hello, Hello, HANDSHAKE_FAILURE_ALERT};
 use crate::session::{capture_info, conclude, no_exporter, HandshakeInfo};
 
 /// Where a connection stands after a step.
@@ -97,6 +97,20 @@ impl StreamSession {
         self.client_check = context.client_check.clone();
         self.captured.our_sigalgs = context.sigalgs.clone();
         self.advance()
+    }
+
+    /// Refuses a `server_choosing` connection's ClientHello (no certificate
+    /// to serve): a fatal `handshake_failure` alert is the output.
+    pub fn refuse_hello(&mut self) -> Result<()> {
+        if self.tls.is_some() {
+            return Err(Error::InvalidArgument(
+                "no ClientHello is waiting for a context".into(),
+            ));
+        }
+        self.bufs
+            .outgoing
+            .extend_from_slice(&HANDSHAKE_FAILURE_ALERT);
+        Ok(())
     }
 
     /// The server name the ClientHello asked for.

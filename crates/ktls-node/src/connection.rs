@@ -238,6 +238,13 @@ impl Connection {
             .map_err(to_js_error)
     }
 
+    /// Answers a server stopped at `ClientHello` with a `handshake_failure`
+    /// alert (it has no certificate to serve); the connection is over.
+    #[napi]
+    pub fn refuse_hello(&mut self) -> napi::Result<(), String> {
+        self.session()?.refuse_hello().map_err(to_js_error)
+    }
+
     /// Offloaded connections: reads and acts on the record that made the
     /// host's `read()` fail with `EIO` (a record that is not application data).
     #[napi]

@@ -126,6 +126,15 @@ impl StreamConnection {
         self.step(state)
     }
 
+    /// Answers a server that reported `clientHello` with a `handshake_failure`
+    /// alert (it has no certificate to serve): the records to send last.
+    #[napi]
+    pub fn refuse_hello(&mut self) -> napi::Result<Buffer, String> {
+        let session = self.session()?;
+        session.refuse_hello().map_err(to_js_error)?;
+        Ok(Buffer::from(session.take_output()))
+    }
+
     /// Seals `chunks` (in order) and returns the records.
     #[napi]
     pub fn encrypt(&mut self, chunks: Vec<BufferSlice>) -> napi::Result<Buffer, String> {
