@@ -74,11 +74,13 @@ export class DuplexCarrier {
 
   /** Answers the ClientHello with a handshake_failure alert (nothing to serve). */
   refuseHello(): void {
+    let alert: Buffer
     try {
-      this.transport.write(this.conn.refuseHello())
+      alert = this.conn.refuseHello()
     } catch {
-      // Nothing waits for a ClientHello: the failure that follows says enough.
+      return // nothing waits for a ClientHello: the failure that follows says enough
     }
+    this.send(alert)
   }
 
   /** The socket wants data again. */
@@ -93,7 +95,7 @@ export class DuplexCarrier {
     } catch (err) {
       return callback(fromNative(err))
     }
-    this.transport.write(records, callback)
+    this.send(records, callback)
   }
 
   /** close_notify, then the transport's end. */
@@ -123,12 +125,12 @@ export class DuplexCarrier {
       this.reportKeylog()
       // rustls queued the alert for the error: it goes out before the end.
       const alert = this.conn.takeOutput()
-      if (alert) this.transport.write(alert)
+      if (alert) this.send(alert)
       this.events.fail(fromNative(err))
       return
     }
     this.reportKeylog()
-    if (step.output) this.transport.write(step.output)
+    if (step.output && !this.send(step.output)) return
     if (step.clientHello) return this.events.clientHello(this.conn.requestedServername() ?? null, this.conn.offeredAlpn() ?? null)
     if (step.secure && !this.secure) {
       this.secure = true
@@ -138,6 +140,21 @@ export class DuplexCarrier {
     if (step.peerClosed && !this.ended) {
       this.ended = true
       this.events.end()
+    }
+  }
+
+  /**
+   * Writes to the transport. A stream that throws on write (a Duplex with no
+   * `_write`) fails the TLS socket instead of the process. false then.
+   */
+  private send(data: Buffer, callback?: (err?: Error | null) => void): boolean {
+    try {
+      this.transport.write(data, callback)
+      return true
+    } catch (err) {
+      callback?.(err as Error)
+      this.events.fail(err as Error)
+      return false
     }
   }
 

@@ -163,6 +163,15 @@ export function streamsSuite(env) {
     t.is(clientErr.code, 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION')
   })
 
+  env.test('a Duplex that throws on write (no _write) fails the TLS socket with that error, never the process', async (t) => {
+    const duplex = new Duplex({ read() {} })
+    const c = secureOver(duplex)
+    const err = await onceEvent(c, 'error', { timeout: env.ms(10000) })
+    t.is(err.code, 'ERR_METHOD_NOT_IMPLEMENTED')
+    await closed(c)
+    t.true(duplex.destroyed)
+  })
+
   env.test('a ktls server over a Duplex with no certificate answers handshake_failure; its socket errors with node:tls’s code', async (t) => {
     let serverSocket
     const server = net.createServer((tcp) => {
