@@ -365,10 +365,12 @@ function identities(o: SecureContextOptions): { cert?: Buffer[]; key?: Buffer[] 
   if (simple && keys.every((k) => !isKeyObjectOption(k) && !toBuffer(k).includes('ENCRYPTED'))) {
     return { cert: chains.length ? chains : undefined, key: keys.length ? keys.map((k) => toBuffer(k as Pem)) : undefined }
   }
+  // No passphrase is the empty one, as OpenSSL (so node:tls) tries it: an
+  // encrypted key then fails with ERR_OSSL_BAD_DECRYPT, as there.
   const parsed = keys.map((k) =>
     isKeyObjectOption(k)
-      ? createPrivateKey({ key: toBuffer(k.pem), passphrase: k.passphrase ?? o.passphrase ?? undefined })
-      : createPrivateKey({ key: toBuffer(k), passphrase: o.passphrase ?? undefined }),
+      ? createPrivateKey({ key: toBuffer(k.pem), passphrase: k.passphrase ?? o.passphrase ?? '' })
+      : createPrivateKey({ key: toBuffer(k), passphrase: o.passphrase ?? '' }),
   )
   const paired = certs.map((cert, i) => {
     const leaf = new X509Certificate(toBuffer(cert))

@@ -43,11 +43,19 @@ test('an encrypted PEM key with passphrase, or as { pem, passphrase }, serves as
   }
 })
 
-test('a wrong passphrase throws at createServer, with the code node:tls throws', (t) => {
-  const options = { key: encrypt(certs.server.key, 'sesame'), passphrase: 'wrong', cert: certs.server.cert }
-  const theirs = t.throws(() => tls.createServer(options))
-  const ours = t.throws(() => ktls.createServer(options))
-  t.is(ours.code, theirs.code)
+test('a wrong or missing passphrase throws at createServer, with the code and words node:tls throws', (t) => {
+  const key = encrypt(certs.server.key, 'sesame')
+  for (const options of [
+    { key, passphrase: 'wrong', cert: certs.server.cert },
+    { key, cert: certs.server.cert },
+    { key: [{ pem: key }], cert: certs.server.cert },
+  ]) {
+    const theirs = t.throws(() => tls.createServer(options))
+    const ours = t.throws(() => ktls.createServer(options))
+    t.is(ours.code, 'ERR_OSSL_BAD_DECRYPT')
+    t.is(ours.code, theirs.code)
+    t.is(ours.message, theirs.message)
+  }
 })
 
 test('PKCS#1 RSA and SEC1 EC keys serve as node:tls does', async (t) => {
