@@ -340,10 +340,13 @@ function versions(o: SecureContextOptions): { minVersion?: string; maxVersion?: 
     throw argumentError('ERR_TLS_PROTOCOL_VERSION_CONFLICT', `TLS protocol version "${o.minVersion ?? o.maxVersion}" conflicts with secureProtocol "${method}"`)
   }
   const range = METHODS[method]
+  // node:tls's own refusals, word for word.
+  const disabled = /^(SSLv2|SSLv3)_(client_|server_)?method$/.exec(method)
+  if (disabled) throw argumentError('ERR_TLS_INVALID_PROTOCOL_METHOD', `${disabled[1]} methods disabled`)
   if (!range) {
-    const known = /^(TLSv1|TLSv1_1|SSLv3|DTLS\w*)_(client_|server_)?method$/.test(method)
+    const known = /^(TLSv1|TLSv1_1|DTLS\w*)_(client_|server_)?method$/.test(method)
     throw known
-      ? argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${method}: TLS 1.0, TLS 1.1 and SSLv3 are not supported (TLSv1.2, TLSv1.3 are)`)
+      ? argumentError('ERR_TLS_INVALID_PROTOCOL_VERSION', `${method}: TLS 1.0 and TLS 1.1 are not supported (TLSv1.2, TLSv1.3 are)`)
       : argumentError('ERR_TLS_INVALID_PROTOCOL_METHOD', `Unknown method: ${method}`)
   }
   return { minVersion: range[0], maxVersion: range[1] }

@@ -458,10 +458,20 @@ export abstract class TlsSurface extends net.Socket {
    */
   disableRenegotiation(): void {}
 
-  /** Renegotiation is not available (see disableRenegotiation): false, and the callback gets why, as node:tls reports a refusal. */
-  renegotiate(_options: object, callback?: (err: Error | null) => void): boolean {
-    const err = new KtlsError('ERR_TLS_RENEGOTIATION_DISABLED', 'TLS session renegotiation disabled for this socket')
-    if (typeof callback === 'function') process.nextTick(callback, err)
+  /**
+   * Renegotiation is not available (see disableRenegotiation): false, and the
+   * callback gets why, as node:tls reports a refusal; on TLS 1.3, which has
+   * none, node:tls's own error for it. undefined once destroyed, as there.
+   */
+  renegotiate(options: object, callback?: (err: Error | null) => void): boolean | undefined {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgType('options', 'of type object', options)
+    if (callback !== undefined && typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+    if (this.destroyed) return undefined
+    const err =
+      this.getProtocol() === 'TLSv1.3'
+        ? Object.assign(new KtlsError('ERR_SSL_WRONG_SSL_VERSION', 'error:0A00010A:SSL routines::wrong ssl version'), { library: 'SSL routines', reason: 'wrong ssl version' })
+        : new KtlsError('ERR_TLS_RENEGOTIATION_DISABLED', 'TLS session renegotiation disabled for this socket')
+    if (callback) process.nextTick(callback, err)
     return false
   }
 

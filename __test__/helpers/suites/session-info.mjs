@@ -98,13 +98,28 @@ export function sessionInfoSuite(env) {
     same(() => tls.createSecureContext(conflict), () => ktls.createSecureContext(conflict), 'conflict')
     same(() => new tls.TLSSocket(null, { isServer: true }).setServername('x'), () => new ktls.KtlsSocket(null, { isServer: true }).setServername('x'), 'server SNI')
     same(() => new tls.TLSSocket().setServername(5), () => new ktls.KtlsSocket().setServername(5), 'name type')
+    for (const secureProtocol of ['SSLv2_method', 'SSLv3_client_method']) {
+      const theirs = t.throws(() => tls.createSecureContext({ secureProtocol }))
+      const ours = t.throws(() => ktls.createSecureContext({ secureProtocol }))
+      t.deepEqual([ours.code, ours.message], [theirs.code, theirs.message])
+    }
     // TLS 1.0 does not exist here: refused with the version code.
     t.throws(() => ktls.createSecureContext({ secureProtocol: 'TLSv1_method' }), { code: 'ERR_TLS_INVALID_PROTOCOL_VERSION' })
     const srv = await startNodeServer()
+    // TLS 1.3 has no renegotiation: node:tls's error for it, word for word.
     const c = await ktlsConnect({ port: srv.port })
-    const refused = await new Promise((resolve) => t.false(c.renegotiate({}, resolve)))
+    const reference = await nodeConnect({ port: srv.port })
+    same(() => reference.renegotiate(), () => c.renegotiate(), 'options')
+    same(() => reference.renegotiate({}, false), () => c.renegotiate({}, false), 'callback')
+    const [ours, theirs] = await Promise.all([c, reference].map((sock) => new Promise((resolve) => t.false(sock.renegotiate({}, resolve)))))
+    t.is(ours.code, 'ERR_SSL_WRONG_SSL_VERSION')
+    t.deepEqual([ours.code, ours.message, ours.reason], [theirs.code, theirs.message, theirs.reason])
+    // TLS 1.2: rustls never renegotiates, refused with node:tls's code for a refusal.
+    const old = await ktlsConnect({ port: srv.port, maxVersion: 'TLSv1.2' })
+    const refused = await new Promise((resolve) => t.false(old.renegotiate({}, resolve)))
     t.is(refused.code, 'ERR_TLS_RENEGOTIATION_DISABLED')
-    c.destroy()
+    for (const sock of [c, reference, old]) sock.destroy()
+    t.is(c.renegotiate({}), undefined)
     await srv.close()
   })
 
