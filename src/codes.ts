@@ -103,8 +103,12 @@ export const ERROR_CODES: Record<string, CodeInfo> = {
     fix: 'give the server `key` and `cert` (or `pfx`)',
   },
   ERR_SSL_PASSED_A_NULL_PARAMETER: {
-    when: 'an `SNICallback` chose a context with no key and certificate (`tlsClientError`; the client reads a handshake_failure alert), as node:tls reports it',
+    when: 'an `SNICallback` chose a context with no key and certificate (`tlsClientError`; the client reads a handshake_failure alert), as node:tls reports it on Node 20 (later lines: `ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM`)',
     fix: 'create the context with `key` and `cert`',
+  },
+  ERR_SSL_WRONG_SSL_VERSION: {
+    when: '`renegotiate()` on a TLS 1.3 connection, which has no renegotiation (the callback\'s error), as node:tls reports it',
+    fix: 'use `updateKeys()` to rekey a TLS 1.3 connection',
   },
   ERR_OSSL_X509_KEY_VALUES_MISMATCH: {
     when: '`createSecureContext()` (or a server) given a `key` that is not the private key of its `cert`, as node:tls reports it',

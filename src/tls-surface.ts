@@ -506,4 +506,9 @@ const NO_TICKET_YET = Buffer.from('ktls: no ticket yet')
 
 // OpenSSL's words (so node:tls's), which programs match on.
 const noCertificate = () => new KtlsError('ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM', 'error:0A000076:SSL routines::no suitable signature algorithm')
-const noCertificateFromSni = () => new KtlsError('ERR_SSL_PASSED_A_NULL_PARAMETER', 'error:0A0C0102:SSL routines::passed a null parameter')
+// Node 20's node:tls hands OpenSSL the SNI context's missing certificate
+// (a null parameter); later lines fail as a server without one does.
+const noCertificateFromSni = () =>
+  Number(process.versions.node.split('.')[0]) < 22
+    ? new KtlsError('ERR_SSL_PASSED_A_NULL_PARAMETER', 'error:0A0C0102:SSL routines::passed a null parameter')
+    : noCertificate()
