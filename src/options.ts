@@ -12,7 +12,6 @@ interface Checked {
   minVersion?: unknown
   maxVersion?: unknown
   handshakeTimeout?: unknown
-  sessionTimeout?: unknown
   SNICallback?: unknown
   ALPNCallback?: unknown
   recordLimit?: unknown
