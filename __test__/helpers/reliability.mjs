@@ -92,28 +92,41 @@ export const pct = (x) => `${(x * 100).toFixed(1)} %`
 export const PARTIAL_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0xaa, 0xbb])
 
 /**
- * `count` connections against a fresh `lib` server after a warm-up of
- * `warmup` (allocator arenas, JIT and caches reach their working size).
- * Figures after GC: { done, errors, perSecond, base, end, rssGrowth,
- * heapGrowth, outsideGrowth (RSS outside V8's heap), samples (stats every
- * `sampleMs`, without GC), summary }.
+ * `batches` rounds of `count` connections against a fresh `lib` server after
+ * a warm-up of `warmup` (allocator arenas, JIT and caches reach their working
+ * size). Figures after GC: { done, errors, perSecond, base, end, rssGrowth,
+ * heapGrowth (base to end), outsideGrowth (RSS outside V8's heap: the least
+ * any batch grew it; a leak grows it in every batch, a warm-up step that came
+ * late in one only), samples (stats every `sampleMs`, without GC), summary }.
  */
-export async function churnFigures({ lib, count, warmup = count, ms, concurrency = 8, sampleMs = 1000 }) {
+export async function churnFigures({ lib, count, warmup = count, batches = 1, ms, concurrency = 8, sampleMs = 1000 }) {
   const server = await startReliabilityServer({ lib })
   await churn(server.port, { count: warmup, ms, concurrency })
   const base = await settled(server)
   const samples = []
   const sampler = setInterval(() => server.stats().then((s) => samples.push(s), () => {}), sampleMs)
-  const r = await churn(server.port, { count, ms, concurrency })
+  const outside = (s) => s.rss - s.v8Physical
+  const outsideGrowths = []
+  const r = { done: 0, errors: [], perSecond: 0 }
+  let end = base
+  for (let i = 0; i < batches; i++) {
+    const before = end
+    const batch = await churn(server.port, { count, ms, concurrency })
+    end = await settled(server, { timeout: 10000, fds: base.fds })
+    outsideGrowths.push((outside(end) - outside(before)) / outside(before))
+    r.done += batch.done
+    r.errors.push(...batch.errors)
+    r.perSecond += batch.perSecond / batches
+  }
   clearInterval(sampler)
-  const end = await settled(server, { timeout: 10000, fds: base.fds })
   await server.stop()
   const rssGrowth = (end.rss - base.rss) / base.rss
   const heapGrowth = (end.heapUsed - base.heapUsed) / base.heapUsed
-  const outside = (s) => s.rss - s.v8Physical
-  const outsideGrowth = (outside(end) - outside(base)) / outside(base)
-  const summary = `${r.done} connections at ${r.perSecond.toFixed(0)}/s; RSS ${MB(base.rss)} -> ${MB(end.rss)} MiB (${pct(rssGrowth)}), outside V8's heap ${MB(outside(base))} -> ${MB(outside(end))} MiB (${pct(outsideGrowth)}), JS heap used ${MB(base.heapUsed)} -> ${MB(end.heapUsed)} MiB (${pct(heapGrowth)}), fds ${base.fds} -> ${end.fds}`
-  return { ...r, base, end, rssGrowth, heapGrowth, outsideGrowth, samples, summary }
+  const outsideGrowth = Math.min(...outsideGrowths)
+  const totalOutside = pct((outside(end) - outside(base)) / outside(base))
+  const perBatch = batches > 1 ? `; per batch ${outsideGrowths.map(pct).join(', ')}` : ''
+  const summary = `${r.done} connections at ${r.perSecond.toFixed(0)}/s; RSS ${MB(base.rss)} -> ${MB(end.rss)} MiB (${pct(rssGrowth)}), outside V8's heap ${MB(outside(base))} -> ${MB(outside(end))} MiB (${totalOutside}${perBatch}), JS heap used ${MB(base.heapUsed)} -> ${MB(end.heapUsed)} MiB (${pct(heapGrowth)}), fds ${base.fds} -> ${end.fds}`
+  return { ...r, base, end, rssGrowth, heapGrowth, outsideGrowth, outsideGrowths, samples, summary }
 }
 
 /**

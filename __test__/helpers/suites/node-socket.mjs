@@ -245,8 +245,11 @@ export function nodeSocketSuite(env) {
           onCleanup(() => clearInterval(sip))
         })
       })
-      firedAfter[name] = await withTimeout(timedOut, idleMs * 8, `${name} server's 'timeout'`)
+      // A safety net, not the measure: a busy guest has held node:tls's own
+      // 'timeout' past 8 periods, so only ktls's figure below is asserted.
+      firedAfter[name] = await withTimeout(timedOut, idleMs * 30, `${name} server's 'timeout'`)
     }
+    t.log(`'timeout' after the write began (idle ${idleMs} ms): ${JSON.stringify(firedAfter)}`)
     // node:tls puts a timeout off once for a write in progress, never more.
     t.true(firedAfter.ktls <= idleMs * 3 + env.ms(500, 3000), JSON.stringify(firedAfter))
   })
