@@ -52,14 +52,15 @@ export function reliabilitySuite(env) {
   env.serial(env.title('churn: connections opened, used and closed leave memory and descriptors where they were'), async (t) => {
     const count = rounds(600, 300)
     const ms = env.ms(20000, 150000)
+    const batches = 2
     // Two measured batches: Node 24 in a guest steps ~9 MiB outside V8's heap
     // once, sometimes after the warm-up (JIT and allocator), then stays flat.
-    const ours = await churnFigures({ lib: 'ktls', count, ms, batches: 2 })
+    const ours = await churnFigures({ lib: 'ktls', count, ms, batches })
     // RSS also holds what V8 and malloc keep for reuse; node:tls under the
     // same churn is the yardstick for that part.
-    const node = await churnFigures({ lib: 'tls', count, ms, batches: 2 })
+    const node = await churnFigures({ lib: 'tls', count, ms, batches })
     t.deepEqual(ours.errors, [], 'no client saw an error')
-    t.true(ours.done >= count * 2 * 0.5, `${ours.done} connections in the time allowed`)
+    t.true(ours.done >= count * batches * 0.5, `${ours.done} connections in the time allowed`)
     if (env.kernel) t.is(ours.end.offloaded, ours.end.secured, 'every connection was offloaded')
     t.is(ours.end.fds, ours.base.fds, 'open descriptors')
     t.is(ours.end.connections, 0)
@@ -74,7 +75,7 @@ export function reliabilitySuite(env) {
     // Where a native leak would show: RSS minus what V8's heap holds, in the
     // batch that grew it least (a leak grows it in both). 5 % of ~55 MiB over
     // 300 connections is ~9 KiB each, less than a leaked connection's state.
-    t.true(ours.outsideGrowth < 0.05, `RSS outside V8's heap grew ${ours.outsideGrowths.map(pct).join(' and ')} in the two batches`)
+    t.true(ours.outsideGrowth < 0.05, `RSS outside V8's heap grew ${ours.outsideGrowths.map(pct).join(' and ')} in the ${batches} batches`)
   })
 
   // Regression: a TLS 1.3 server sent its session tickets alone after the
