@@ -3,8 +3,8 @@
 # host kernel has it, else inside User-Mode Linux guests, one per kernel in
 # KTLS_KERNELS. Exit 0 only if every kernel passed.
 #
-# Env: KTLS_KERNELS (default "6.1 6.12 7.2"), KTLS_NODE_LINE (run the suite on another
-# Node line, e.g. 24, fetched by scripts/node-line.sh), KTLS_HARNESS_TIMEOUT (seconds per kernel,
+# Env: KTLS_KERNELS (default "6.1 6.12 7.2"), KTLS_NODE_LINE (run the default suite on another
+# Node line, e.g. 24, fetched by scripts/node-line.sh; refused with a command of one's own), KTLS_HARNESS_TIMEOUT (seconds per kernel,
 # default 1800), KTLS_HARNESS_FORCE_UML=1 (use guests even if the host has kTLS),
 # KTLS_HARNESS_ENV (extra variable names to pass into the guest).
 set -euo pipefail
@@ -188,6 +188,11 @@ print_failures() {
 main() {
   local counted=0 cmd=("$@") failed=() kver
   if [[ ${#cmd[@]} == 0 ]]; then cmd=("${DEFAULT_CMD[@]}") counted=1; fi
+  # A command of one's own picks its own node; the variable would be silently ignored.
+  if [[ $counted == 0 && -n "${KTLS_NODE_LINE:-}" ]]; then
+    say "FAIL: KTLS_NODE_LINE applies to the default suite only; for a command of your own, run it as: bash scripts/node-line.sh $KTLS_NODE_LINE <script> [args]"
+    return 2
+  fi
   if [[ $counted == 1 && -n "${KTLS_NODE_LINE:-}" ]]; then
     # Fetched here: the guest has only loopback networking.
     bash "$REPO/scripts/node-line.sh" "$KTLS_NODE_LINE" --version >/dev/null
