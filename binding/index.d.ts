@@ -69,10 +69,16 @@ export declare class Connection {
   /**
    * Bytes read, 0 at end of stream, -1 when nothing is available; then
    * `rearm` (as for `arm`, 0 for none) is armed in the same crossing.
+   * `state[0]` becomes 1 when the bytes read leave nothing for another
+   * read until readiness (armed as for -1), else 0: the caller skips a
+   * read that would only say -1, as Node's streams read `streamBaseState`.
    */
-  read(buf: Buffer, rearm: number): number
-  /** Plaintext bytes taken, or -1 when the socket is full. */
-  write(data: Buffer): number
+  read(buf: Buffer, rearm: number, state: Buffer): number
+  /**
+   * Plaintext bytes taken, or -1 when the socket is full. `state[0]`
+   * becomes 1 when nothing of ours is left queued (no `flush()` needed).
+   */
+  write(data: Buffer, state: Buffer): number
   /** True when nothing queued remains. */
   flush(): boolean
   /**

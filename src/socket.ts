@@ -48,6 +48,10 @@ const SMALL_READ = 16 * 1024
 // One scratch buffer for every socket: reads are synchronous on this
 // thread, so idle sockets hold no read memory at all.
 let readBuffer = Buffer.allocUnsafe(READ_SIZE)
+// What the binding's last read() or write() said beside its result (read:
+// nothing more until readiness; write: nothing left queued). Read at once:
+// user code run by a push may call the binding again.
+const ioState = Buffer.alloc(1)
 const DEFAULT_HANDSHAKE_TIMEOUT = 120_000
 
 /** A connection a server accepted, still as libuv's handle (what `onconnection` gets). */
@@ -616,12 +620,14 @@ export class KtlsSocket extends TlsSurface {
       const rearm = this.wantWrite ? READABLE | WRITABLE : READABLE
       const user = userReadBuffer(this)
       try {
-        // On EAGAIN the binding re-arms `rearm` in the same call.
-        n = conn.read(user ? viewOf(user.buffer) : readBuffer, rearm)
+        // On EAGAIN, or data that leaves nothing more, the binding re-arms `rearm` in the same call.
+        n = conn.read(user ? viewOf(user.buffer) : readBuffer, rearm, ioState)
       } catch (err) {
         this.destroy(fromNative(err))
         return
       }
+      const waits = n > 0 && ioState[0] === 1
+      if (waits) this.setArmed(rearm) // the binding armed it
       // A NewSessionTicket comes alone: it may be all this read did.
       if (!this.isServer) this.pullSessions()
       if (n < 0) {
@@ -639,6 +645,11 @@ export class KtlsSocket extends TlsSurface {
       touchTimer(this)
       if (!(user ? user.deliver(n) : this.push(this.takeChunk(n)))) {
         this.reading = false
+        return
+      }
+      // Nothing more until readiness; what the push ran may have changed the interest.
+      if (waits) {
+        if (conn === this.conn && !this.destroyed && this.engine === 'own') this.want(READABLE)
         return
       }
     }
@@ -727,11 +738,13 @@ export class KtlsSocket extends TlsSurface {
   private writeLoop(): void {
     const job = this.ownWrite!
     const conn = this.conn!
+    let sent = false // nothing written yet: queued ciphertext, if any, is flush()'s
     try {
       while (job.index < job.chunks.length) {
         const chunk = job.chunks[job.index]
-        const n = job.offset < chunk.length ? conn.write(chunk.subarray(job.offset)) : 0
+        const n = job.offset < chunk.length ? conn.write(chunk.subarray(job.offset), ioState) : 0
         if (n < 0) return this.want(WRITABLE)
+        if (n > 0) sent = ioState[0] === 1
         job.offset += n
         this.ownBytesWritten += n
         if (job.offset >= chunk.length) {
@@ -739,7 +752,7 @@ export class KtlsSocket extends TlsSurface {
           job.offset = 0
         }
       }
-      if (this.userspaceRecords && !conn.flush()) return this.want(WRITABLE)
+      if (this.userspaceRecords && !sent && !conn.flush()) return this.want(WRITABLE)
     } catch (err) {
       this.ownWrite = undefined
       return job.callback(fromNative(err))

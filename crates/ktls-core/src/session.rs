@@ -94,6 +94,11 @@ pub struct Session {
     exporter: Option<Exporter>,
     /// The last userspace read returned less than asked for.
     drained: bool,
+    /// The last `read()` returned data and left nothing for another one
+    /// until the socket is readable again.
+    read_waits: bool,
+    /// The last `write()` left nothing of ours queued in userspace.
+    write_sent: bool,
     /// How much the next userspace read asks for: what the last one got,
     /// doubled while reads fill it. Small requests then cost small buffers
     /// (an idle connection frees, and so wipes, its whole buffer).
@@ -213,6 +218,8 @@ impl Session {
             captured: Captured::default(),
             exporter: None,
             drained: false,
+            read_waits: false,
+            write_sent: false,
             read_chunk: MIN_READ_CHUNK,
             require_rekey: false,
             new_sessions: Vec::new(),
@@ -430,9 +437,24 @@ impl Session {
     /// Reads application data. `buf` should hold at least one full record
     /// (16 KiB) so that control records fit.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome> {
+        self.read_waits = false;
         let (result, stored) = collecting(|| self.read_records(buf));
         self.note_sessions(stored);
         result
+    }
+
+    /// After a `read()` that returned data: true when another read would
+    /// find nothing until the socket is readable (userspace holds no
+    /// plaintext, no pending close, and the socket came up short), so the
+    /// caller can wait for readiness instead of asking again.
+    pub fn read_waits(&self) -> bool {
+        self.read_waits
+    }
+
+    /// After a `write()` that took data: true when nothing of ours is left
+    /// queued in userspace (no `flush()` needed).
+    pub fn write_sent(&self) -> bool {
+        self.write_sent
     }
 
     /// Client: sessions (tickets) rustls stored since the last call, as
@@ -521,7 +543,15 @@ impl Session {
             // Replies rustls queued (e.g. to a key update) go out now.
             self.flush_outgoing()?;
             if self.bufs.plaintext.len() > self.bufs.plain_pos {
-                return Ok(ReadOutcome::Data(self.bufs.take_plaintext(buf)));
+                let n = self.bufs.take_plaintext(buf);
+                // The next read would only find the socket empty: say so
+                // now, which saves the caller that read.
+                if self.drained && pumped != Pumped::PeerClosed && self.bufs.plaintext.is_empty() {
+                    self.drained = false;
+                    self.read_waits = true;
+                    self.bufs.release_idle();
+                }
+                return Ok(ReadOutcome::Data(n));
             }
             if pumped == Pumped::PeerClosed {
                 return Ok(ReadOutcome::Eof);
@@ -563,6 +593,7 @@ impl Session {
     /// Writes application data. Userspace ciphertext that the socket did not
     /// take yet is kept and sent by later calls or `flush`.
     pub fn write(&mut self, data: &[u8]) -> Result<WriteOutcome> {
+        self.write_sent = false;
         if self.close_sent {
             return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
@@ -570,7 +601,11 @@ impl Session {
             return Ok(WriteOutcome::WouldBlock);
         }
         match &mut self.state {
-            State::Kernel(_) => write_plain(self.fd.as_fd(), data),
+            State::Kernel(_) => {
+                let written = write_plain(self.fd.as_fd(), data)?;
+                self.write_sent = true; // nothing of ours waits: the kernel took what it took
+                Ok(written)
+            }
             State::Userspace(tls) => {
                 const CHUNK: usize = 256 * 1024;
                 let chunk = &data[..data.len().min(CHUNK)];
@@ -585,7 +620,7 @@ impl Session {
                     };
                     taken += encrypted;
                 }
-                self.flush_outgoing()?;
+                self.write_sent = self.flush_outgoing()?;
                 Ok(WriteOutcome::Written(taken))
             }
             State::AwaitingHello | State::Handshaking(_) => Ok(WriteOutcome::WouldBlock),

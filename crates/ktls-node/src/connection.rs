@@ -334,10 +334,27 @@ impl Connection {
 
     /// Bytes read, 0 at end of stream, -1 when nothing is available; then
     /// `rearm` (as for `arm`, 0 for none) is armed in the same crossing.
+    /// `state[0]` becomes 1 when the bytes read leave nothing for another
+    /// read until readiness (armed as for -1), else 0: the caller skips a
+    /// read that would only say -1, as Node's streams read `streamBaseState`.
     #[napi]
-    pub fn read(&mut self, mut buf: BufferSlice, rearm: u32) -> napi::Result<i32, String> {
-        match self.session()?.read(&mut buf).map_err(to_js_error)? {
-            ReadOutcome::Data(n) => Ok(n as i32),
+    pub fn read(
+        &mut self,
+        mut buf: BufferSlice,
+        rearm: u32,
+        mut state: BufferSlice,
+    ) -> napi::Result<i32, String> {
+        let session = self.session()?;
+        let outcome = session.read(&mut buf).map_err(to_js_error)?;
+        let waits = session.read_waits();
+        set_flag(&mut state, waits);
+        match outcome {
+            ReadOutcome::Data(n) => {
+                if waits && rearm != 0 {
+                    self.arm(rearm)?;
+                }
+                Ok(n as i32)
+            }
             ReadOutcome::Eof => Ok(0),
             ReadOutcome::WouldBlock => {
                 if rearm != 0 {
@@ -348,10 +365,18 @@ impl Connection {
         }
     }
 
-    /// Plaintext bytes taken, or -1 when the socket is full.
+    /// Plaintext bytes taken, or -1 when the socket is full. `state[0]`
+    /// becomes 1 when nothing of ours is left queued (no `flush()` needed).
     #[napi]
-    pub fn write(&mut self, data: BufferSlice) -> napi::Result<i32, String> {
-        match self.session()?.write(&data).map_err(to_js_error)? {
+    pub fn write(
+        &mut self,
+        data: BufferSlice,
+        mut state: BufferSlice,
+    ) -> napi::Result<i32, String> {
+        let session = self.session()?;
+        let outcome = session.write(&data).map_err(to_js_error)?;
+        set_flag(&mut state, session.write_sent());
+        match outcome {
             WriteOutcome::Written(n) => Ok(n as i32),
             WriteOutcome::WouldBlock => Ok(WOULD_BLOCK),
         }
@@ -490,5 +515,12 @@ pub(crate) fn handshake_info(info: &ktls_core::HandshakeInfo, offload: Offload) 
         peer_finished: info.peer_finished.as_deref().map(hex),
         shared_sigalgs: info.shared_sigalgs.join(":"),
         offload,
+    }
+}
+
+/// The one-byte answer a call leaves beside its result (see `read`, `write`).
+fn set_flag(state: &mut [u8], on: bool) {
+    if let Some(flag) = state.first_mut() {
+        *flag = u8::from(on);
     }
 }
