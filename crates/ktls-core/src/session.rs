@@ -97,8 +97,6 @@ pub struct Session {
     /// The last `read()` returned data and left nothing for another one
     /// until the socket is readable again.
     read_waits: bool,
-    /// The last `write()` left nothing of ours queued in userspace.
-    write_sent: bool,
     /// How much the next userspace read asks for: what the last one got,
     /// doubled while reads fill it. Small requests then cost small buffers
     /// (an idle connection frees, and so wipes, its whole buffer).
@@ -219,7 +217,6 @@ impl Session {
             exporter: None,
             drained: false,
             read_waits: false,
-            write_sent: false,
             read_chunk: MIN_READ_CHUNK,
             require_rekey: false,
             new_sessions: Vec::new(),
@@ -451,10 +448,10 @@ impl Session {
         self.read_waits
     }
 
-    /// After a `write()` that took data: true when nothing of ours is left
-    /// queued in userspace (no `flush()` needed).
-    pub fn write_sent(&self) -> bool {
-        self.write_sent
+    /// True when no userspace ciphertext waits to be sent: after a
+    /// `write()` on the userspace path, no `flush()` is needed.
+    pub fn nothing_queued(&self) -> bool {
+        self.bufs.pending_out().is_empty()
     }
 
     /// Client: sessions (tickets) rustls stored since the last call, as
@@ -593,7 +590,6 @@ impl Session {
     /// Writes application data. Userspace ciphertext that the socket did not
     /// take yet is kept and sent by later calls or `flush`.
     pub fn write(&mut self, data: &[u8]) -> Result<WriteOutcome> {
-        self.write_sent = false;
         if self.close_sent {
             return Err(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
@@ -601,11 +597,7 @@ impl Session {
             return Ok(WriteOutcome::WouldBlock);
         }
         match &mut self.state {
-            State::Kernel(_) => {
-                let written = write_plain(self.fd.as_fd(), data)?;
-                self.write_sent = true; // nothing of ours waits: the kernel took what it took
-                Ok(written)
-            }
+            State::Kernel(_) => write_plain(self.fd.as_fd(), data),
             State::Userspace(tls) => {
                 const CHUNK: usize = 256 * 1024;
                 let chunk = &data[..data.len().min(CHUNK)];
@@ -620,7 +612,7 @@ impl Session {
                     };
                     taken += encrypted;
                 }
-                self.write_sent = self.flush_outgoing()?;
+                self.flush_outgoing()?;
                 Ok(WriteOutcome::Written(taken))
             }
             State::AwaitingHello | State::Handshaking(_) => Ok(WriteOutcome::WouldBlock),

@@ -375,7 +375,7 @@ impl Connection {
     ) -> napi::Result<i32, String> {
         let session = self.session()?;
         let outcome = session.write(&data).map_err(to_js_error)?;
-        set_flag(&mut state, session.write_sent());
+        set_flag(&mut state, session.nothing_queued());
         match outcome {
             WriteOutcome::Written(n) => Ok(n as i32),
             WriteOutcome::WouldBlock => Ok(WOULD_BLOCK),
