@@ -4,7 +4,7 @@ import type * as net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { constants as osConstants } from 'node:os'
 
-/** Below this, chunks written together are merged into one record. */
+/** A record's most plaintext: a chunk smaller than this is merged with its neighbours. */
 export const SMALL_CHUNK = 16 * 1024
 
 /** What a wrapped stream says about half-open connections (not an accepted handle: options rule there). */
@@ -33,11 +33,38 @@ export function drainReadable(socket: net.Socket): Buffer {
   return Buffer.concat(chunks)
 }
 
-/** Small chunks written together (an HTTP head and body) go out as one record. */
+/** The most plaintext that coalesce copies into one buffer (the binding's most per write call). */
+const GROUP_LIMIT = 256 * 1024
+
+/**
+ * Chunks written together go out in as few records and sends as they fill,
+ * as node:tls copies a write's buffers into one before encrypting: a run of
+ * chunks that holds one smaller than a record (an HTTP head and its body,
+ * HTTP/2's 9-byte frame headers between 16 KiB payloads) is copied into one
+ * buffer of at most GROUP_LIMIT bytes. Runs of record-sized chunks stay as
+ * they are: they fill their records without a copy.
+ */
 export function coalesce(chunks: Buffer[]): Buffer[] {
   if (chunks.length < 2) return chunks
-  const total = chunks.reduce((n, c) => n + c.length, 0)
-  return total <= SMALL_CHUNK ? [Buffer.concat(chunks, total)] : chunks
+  const out: Buffer[] = []
+  let run: Buffer[] = []
+  let runBytes = 0
+  let runHasSmall = false
+  const closeRun = () => {
+    if (run.length > 1 && runHasSmall) out.push(Buffer.concat(run, runBytes))
+    else out.push(...run)
+    run = []
+    runBytes = 0
+    runHasSmall = false
+  }
+  for (const chunk of chunks) {
+    if (run.length > 0 && runBytes + chunk.length > GROUP_LIMIT) closeRun()
+    run.push(chunk)
+    runBytes += chunk.length
+    if (chunk.length < SMALL_CHUNK) runHasSmall = true
+  }
+  closeRun()
+  return out
 }
 
 export function toBuffer(entry: { chunk: Buffer | string; encoding: BufferEncoding }): Buffer {

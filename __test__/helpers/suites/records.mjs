@@ -189,6 +189,33 @@ export function recordSizeSuite(env) {
     link.c.destroy()
   })
 
+  env.test(env.title("chunks written together fill whole records: HTTP/2's 9-byte frame headers between 16 KiB payloads add no records of their own"), async (t) => {
+    const link = await throughProxy(t, () => {})
+    env.assertPath(t, link.c)
+    const FRAMES = 4
+    const frame = (i) => [Buffer.alloc(9, `h${i}`), Buffer.alloc(16384, `d${i}`)]
+    const sent = Buffer.concat(Array.from({ length: FRAMES }, (_, i) => frame(i)).flat())
+    const got = []
+    let n = 0
+    const all = new Promise((resolve) =>
+      link.s.on('data', (d) => {
+        got.push(d)
+        n += d.length
+        if (n >= sent.length) resolve()
+      }),
+    )
+    link.c.cork()
+    for (let i = 0; i < FRAMES; i++) for (const chunk of frame(i)) link.c.write(chunk)
+    link.c.uncork()
+    await all
+    t.true(Buffer.concat(got).equals(sent), 'every byte arrives, in order')
+    const lengths = link.conn.toServer.lengths.slice(link.handshakeRecords).map((r) => r.length)
+    // 65,572 bytes fill 5 records; one per chunk would be 8, four of them 26 bytes long.
+    t.true(lengths.length <= Math.ceil(sent.length / 16384) + 1, `${lengths.length} records: ${lengths}`)
+    t.true(lengths.filter((length) => length < 1024).length <= 1, `records: ${lengths}`)
+    link.c.destroy()
+  })
+
   env.test(env.title("setMaxSendFragment() outside 512..16384 is false, a non-number throws ERR_INVALID_ARG_TYPE, as node:tls"), async (t) => {
     const link = await throughProxy(t, () => {})
     t.false(link.c.setMaxSendFragment(511))
