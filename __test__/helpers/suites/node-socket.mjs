@@ -127,6 +127,46 @@ export function nodeSocketSuite(env) {
     await closeServer(tlsServer)
   })
 
+  env.test(env.title('http2.connect given a socket whose handshake is done: both sessions consume the handle natively once offloaded'), async (t) => {
+    const certs = getCerts()
+    const tlsServer = ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ALPNProtocols: ['h2'] })
+    const h2 = http2.createServer()
+    const serverSessions = []
+    h2.on('session', (session) => serverSessions.push(session))
+    h2.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200 })
+      stream.end(dataBuffer(64 * 1024, { seed: headers[':path'] }))
+    })
+    const serverSockets = []
+    tlsServer.on('secureConnection', (socket) => {
+      serverSockets.push(socket)
+      h2.emit('connection', socket)
+    })
+    const port = await listen(tlsServer)
+    onCleanup(() => closeServer(tlsServer))
+    const socket = ktls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, ALPNProtocols: ['h2'] })
+    await onceEvent(socket, 'secureConnect')
+    const session = http2.connect(`https://localhost:${port}`, { createConnection: () => socket })
+    session.on('error', () => {})
+    const bodies = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        const req = session.request({ ':path': `/n${i}` })
+        req.end()
+        return { i, hash: (await hashStream(req)).sha256 }
+      }),
+    )
+    for (const { i, hash } of bodies) t.is(hash, sha256(dataBuffer(64 * 1024, { seed: `/n${i}` })))
+    env.assertPath(t, socket)
+    // http2 wraps a socket without a native handle in its JavaScript stream
+    // adapter, and its session.socket then shows the adapter's prototype.
+    const offloaded = (sock) => Boolean(sock.ktls?.tx && sock.ktls?.rx)
+    t.is(serverSessions.length, 1)
+    t.is(session.socket instanceof ktls.KtlsSocket, offloaded(socket), 'client session')
+    t.is(serverSessions[0].socket instanceof ktls.KtlsSocket, offloaded(serverSockets[0]), 'server session')
+    await new Promise((resolve) => session.close(resolve))
+    await closeServer(tlsServer)
+  })
+
   env.test(env.title("onread: reads land in the given buffer and go to the callback, never to 'data'; false pauses until resume(), as net.Socket's"), async (t) => {
     const payload = dataBuffer(MiB)
     const srv = await startKtlsServer({}, (socket) => socket.end(payload))
