@@ -12,7 +12,7 @@ import { KtlsError, argumentError, fromNative, invalidArgType, verifyError } fro
 import { SecureContext, contextFor, createSecureContext, hasCredentials, type KtlsMode, type SecureContextOptions } from './context'
 import { validateOptions } from './options'
 import { opensslName } from './ciphers'
-import { judgeLegacyChain, partialChainCode, peerChain, trustAnchors } from './chain'
+import { anchorsOf, certificateOf, judgeLegacyChain, partialChainCode, peerChain } from './chain'
 
 export interface KtlsSocketOptions extends SecureContextOptions {
   isServer?: boolean
@@ -286,7 +286,7 @@ export abstract class TlsSurface extends net.Socket {
    */
   private refineChainError(code: string): string {
     if (code !== 'UNKNOWN_ISSUER') return code
-    const sent = this.info!.peerCertificates.map((der) => new X509Certificate(der))
+    const sent = this.info!.peerCertificates.map(certificateOf)
     const chain = [sent[0]]
     for (;;) {
       const last = chain[chain.length - 1]
@@ -302,6 +302,8 @@ export abstract class TlsSurface extends net.Socket {
   getPeerCertificate(detailed = false): tls.PeerCertificate | tls.DetailedPeerCertificate {
     const sent = this.info?.peerCertificates ?? []
     if (sent.length === 0) return {} as tls.PeerCertificate
+    // The leaf alone (checkServerIdentity's, on every handshake) needs no chain.
+    if (!detailed && !this.peerCert) return certificateOf(sent[0]).toLegacyObject() as tls.PeerCertificate
     if (!this.peerCert) {
       // Only a self-signed end links to itself.
       const { chain, rooted } = this.peerChainLinks(sent)
@@ -349,7 +351,7 @@ export abstract class TlsSurface extends net.Socket {
 
   /** As node:tls: what the peer sent, linked by issuance and completed from the trust anchors. */
   private peerChainLinks(sent: Buffer[]): { chain: X509Certificate[]; rooted: boolean } {
-    this.peerIssuance ??= peerChain(sent, () => trustAnchors(this.context.options.ca))
+    this.peerIssuance ??= peerChain(sent, () => anchorsOf(this.context.options.ca, this.context.options))
     return this.peerIssuance
   }
 
