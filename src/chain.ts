@@ -30,7 +30,7 @@ export function judgeLegacyChain(sent: Buffer[], ca: Pem | Pem[] | null | undefi
   let certs: X509Certificate[]
   let anchors: X509Certificate[]
   try {
-    certs = sent.map((der) => new X509Certificate(der))
+    certs = sent.map(certificateOf)
     anchors = trustAnchors(ca)
   } catch {
     return 'CERT_REJECTED'

@@ -17,6 +17,41 @@ import { onCleanup, track } from '../cleanup.mjs'
 
 const UNGUARDED = fileURLToPath(new URL('../unguarded-server.mjs', import.meta.url))
 
+const H2_BODY = 64 * 1024
+
+/** An http2 server fed by a ktls server's sockets (ALPN h2); each response is a body seeded by its path. */
+async function startH2OverKtls() {
+  const certs = getCerts()
+  const tlsServer = ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ALPNProtocols: ['h2'] })
+  const h2 = http2.createServer()
+  const serverSessions = []
+  h2.on('session', (session) => serverSessions.push(session))
+  h2.on('stream', (stream, headers) => {
+    stream.respond({ ':status': 200 })
+    stream.end(dataBuffer(H2_BODY, { seed: headers[':path'] }))
+  })
+  const serverSockets = []
+  tlsServer.on('secureConnection', (socket) => {
+    serverSockets.push(socket)
+    h2.emit('connection', socket)
+  })
+  const port = await listen(tlsServer)
+  onCleanup(() => closeServer(tlsServer))
+  return { port, ca: certs.ca.cert, serverSockets, serverSessions, close: () => closeServer(tlsServer) }
+}
+
+/** Ten concurrent requests on `session`, each body checked against the one its path seeds. */
+async function fetchTen(t, session, prefix) {
+  const bodies = await Promise.all(
+    Array.from({ length: 10 }, async (_, i) => {
+      const req = session.request({ ':path': `/${prefix}${i}` })
+      req.end()
+      return { i, hash: (await hashStream(req)).sha256 }
+    }),
+  )
+  for (const { i, hash } of bodies) t.is(hash, sha256(dataBuffer(H2_BODY, { seed: `/${prefix}${i}` })))
+}
+
 export function nodeSocketSuite(env) {
   env.test(env.title('client and server sockets are net.Sockets (instanceof, readyState, address())'), async (t) => {
     const srv = await startKtlsServer()
@@ -88,83 +123,41 @@ export function nodeSocketSuite(env) {
   })
 
   env.test(env.title('http2 server and client run over sockets of this package (ALPN h2)'), async (t) => {
-    const certs = getCerts()
-    const tlsServer = ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ALPNProtocols: ['h2'] })
-    const h2 = http2.createServer()
-    h2.on('stream', (stream, headers) => {
-      stream.respond({ ':status': 200 })
-      stream.end(dataBuffer(64 * 1024, { seed: headers[':path'] }))
-    })
-    const serverSockets = []
-    tlsServer.on('secureConnection', (socket) => {
-      serverSockets.push(socket)
-      h2.emit('connection', socket)
-    })
-    const port = await listen(tlsServer)
-    onCleanup(() => closeServer(tlsServer))
+    const srv = await startH2OverKtls()
     const clientSockets = []
-    const session = http2.connect(`https://localhost:${port}`, {
+    const session = http2.connect(`https://localhost:${srv.port}`, {
       createConnection: () => {
-        const socket = ktls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, ALPNProtocols: ['h2'] })
+        const socket = ktls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: srv.ca, ALPNProtocols: ['h2'] })
         clientSockets.push(socket)
         return socket
       },
     })
     session.on('error', () => {})
-    const bodies = await Promise.all(
-      Array.from({ length: 10 }, async (_, i) => {
-        const req = session.request({ ':path': `/s${i}` })
-        req.end()
-        return { i, hash: (await hashStream(req)).sha256 }
-      }),
-    )
-    for (const { i, hash } of bodies) t.is(hash, sha256(dataBuffer(64 * 1024, { seed: `/s${i}` })))
+    await fetchTen(t, session, 's')
     t.is(clientSockets.length, 1)
     t.is(clientSockets[0].alpnProtocol, 'h2')
     env.assertPath(t, clientSockets[0])
-    env.assertPath(t, serverSockets[0])
+    env.assertPath(t, srv.serverSockets[0])
     await new Promise((resolve) => session.close(resolve))
-    await closeServer(tlsServer)
+    await srv.close()
   })
 
   env.test(env.title('http2.connect given a socket whose handshake is done: both sessions consume the handle natively once offloaded'), async (t) => {
-    const certs = getCerts()
-    const tlsServer = ktls.createServer({ key: certs.server.key, cert: certs.server.cert, ALPNProtocols: ['h2'] })
-    const h2 = http2.createServer()
-    const serverSessions = []
-    h2.on('session', (session) => serverSessions.push(session))
-    h2.on('stream', (stream, headers) => {
-      stream.respond({ ':status': 200 })
-      stream.end(dataBuffer(64 * 1024, { seed: headers[':path'] }))
-    })
-    const serverSockets = []
-    tlsServer.on('secureConnection', (socket) => {
-      serverSockets.push(socket)
-      h2.emit('connection', socket)
-    })
-    const port = await listen(tlsServer)
-    onCleanup(() => closeServer(tlsServer))
-    const socket = ktls.connect({ host: HOST, port, servername: 'localhost', ca: certs.ca.cert, ALPNProtocols: ['h2'] })
+    const srv = await startH2OverKtls()
+    const socket = ktls.connect({ host: HOST, port: srv.port, servername: 'localhost', ca: srv.ca, ALPNProtocols: ['h2'] })
     await onceEvent(socket, 'secureConnect')
-    const session = http2.connect(`https://localhost:${port}`, { createConnection: () => socket })
+    const session = http2.connect(`https://localhost:${srv.port}`, { createConnection: () => socket })
     session.on('error', () => {})
-    const bodies = await Promise.all(
-      Array.from({ length: 10 }, async (_, i) => {
-        const req = session.request({ ':path': `/n${i}` })
-        req.end()
-        return { i, hash: (await hashStream(req)).sha256 }
-      }),
-    )
-    for (const { i, hash } of bodies) t.is(hash, sha256(dataBuffer(64 * 1024, { seed: `/n${i}` })))
+    await fetchTen(t, session, 'n')
     env.assertPath(t, socket)
     // http2 wraps a socket without a native handle in its JavaScript stream
     // adapter, and its session.socket then shows the adapter's prototype.
     const offloaded = (sock) => Boolean(sock.ktls?.tx && sock.ktls?.rx)
-    t.is(serverSessions.length, 1)
+    t.is(srv.serverSessions.length, 1)
     t.is(session.socket instanceof ktls.KtlsSocket, offloaded(socket), 'client session')
-    t.is(serverSessions[0].socket instanceof ktls.KtlsSocket, offloaded(serverSockets[0]), 'server session')
+    t.is(srv.serverSessions[0].socket instanceof ktls.KtlsSocket, offloaded(srv.serverSockets[0]), 'server session')
     await new Promise((resolve) => session.close(resolve))
-    await closeServer(tlsServer)
+    await srv.close()
   })
 
   env.test(env.title("onread: reads land in the given buffer and go to the callback, never to 'data'; false pauses until resume(), as net.Socket's"), async (t) => {
